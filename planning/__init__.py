@@ -1,0 +1,1 @@
+"""Driving policies: the rule-based planner (baseline and fallback) and learned planners."""

@@ -1,0 +1,58 @@
+"""The ``drivestack`` command: one entry point, a subcommand per job.
+
+Only this module configures logging, progress bars and network-related environment variables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from sim import commands
+
+logger = logging.getLogger("drivestack")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="drivestack",
+        description=(
+            "Autonomous-driving perception and decision stack on a typed message bus, "
+            "with highway-env as the world. Run 'drivestack COMMAND --help' for each command."
+        ),
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in commands.COMMANDS:
+        command.add_parser(sub)
+    return parser
+
+
+def _configure_logging(verbose: bool, quiet: bool) -> None:
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("matplotlib", "PIL", "urllib3", "h5py"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+def main(argv: list[str] | None = None) -> int:
+    # No network at run time: ultralytics looks hosts up unless told it is offline.
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.verbose, args.quiet)
+    try:
+        return int(args.handler(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError) as error:
+        print(f"drivestack {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""``drivestack sim``: closed-loop drives with a table, a JSON summary and an MP4."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from bus.atomic import check_writable_dir, write_json
+from sim.commands.args import nonnegative_int, positive_int
+from sim.envs import SUPPORTED_ENVS, check_env_id
+from sim.loop import ClosedLoop, EpisodeResult
+from sim.simulator import SimConfig
+from sim.video import Mp4Writer, draw_overlay
+
+logger = logging.getLogger(__name__)
+
+TABLE_COLUMNS = (
+    ("episode", "ep", "{:d}"),
+    ("seed", "seed", "{:d}"),
+    ("episode_return", "return", "{:.2f}"),
+    ("crashed", "crashed", "{}"),
+    ("distance_m", "dist_m", "{:.0f}"),
+    ("mean_speed_mps", "speed_mps", "{:.1f}"),
+    ("lane_changes", "lane_chg", "{:d}"),
+    ("steps", "steps", "{:d}"),
+    ("wall_s", "wall_s", "{:.2f}"),
+    ("steps_per_s", "steps/s", "{:.1f}"),
+)
+
+
+def add_parser(subparsers) -> None:
+    from planning.factory import planner_kinds
+
+    parser = subparsers.add_parser(
+        "sim",
+        help="run closed-loop drives in highway-env",
+        description=(
+            "Drive episodes in highway-env with a planner in the closed loop: the simulator "
+            "publishes ego state, objects and lanes on the bus, the planner answers with a "
+            "meta-action. Prints a per-episode table and a summary, writes OUT/summary.json "
+            "and OUT/episode_NNN.mp4 top-down videos."
+        ),
+    )
+    parser.add_argument("--env", default="highway-fast-v0", metavar="ID",
+                        help=f"environment id: {', '.join(SUPPORTED_ENVS)} (default: %(default)s)")
+    parser.add_argument("--episodes", type=positive_int, default=3,
+                        help="number of episodes (default: %(default)s)")
+    parser.add_argument("--seed", type=nonnegative_int, default=0,
+                        help="seed of the first episode; episode i uses SEED+i (default: %(default)s)")
+    parser.add_argument("--planner", default="rule", metavar="SPEC",
+                        help=f"planner: {', '.join(planner_kinds())}, or KIND:MODEL_PATH (default: %(default)s)")
+    parser.add_argument("--out", default="runs/sim", metavar="DIR",
+                        help="output directory for summary.json and videos (default: %(default)s)")
+    parser.add_argument("--video-episodes", type=nonnegative_int, default=1, metavar="N",
+                        help="write an MP4 for the first N episodes, 0 for none (default: %(default)s)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from planning.factory import make_planner
+
+    check_env_id(args.env)
+    out = check_writable_dir(args.out)
+    planner = make_planner(args.planner)
+    loop = ClosedLoop(SimConfig(env_id=args.env, render=args.video_episodes > 0), planner)
+    results: list[EpisodeResult] = []
+    interrupted = False
+    started = time.perf_counter()
+    try:
+        _drive(args, loop, out, results)
+    except KeyboardInterrupt:
+        interrupted = True
+        logger.warning("interrupted: writing the summary of %d finished episode(s)", len(results))
+    finally:
+        loop.close()
+    summary = _summary(args, loop, results, interrupted, time.perf_counter() - started)
+    write_json(out / "summary.json", summary)
+
+    print(format_table(results))
+    print(format_aggregate(summary["aggregate"]))
+    print(f"summary: {out / 'summary.json'}")
+    return 130 if interrupted else 0
+
+
+def _drive(args: argparse.Namespace, loop: ClosedLoop, out: Path, results: list[EpisodeResult]) -> None:
+    from tqdm import tqdm
+
+    config = loop.simulator.env.unwrapped.config
+    max_steps = int(config["duration"] * config["policy_frequency"])
+    with tqdm(total=args.episodes * max_steps, unit="step", disable=args.no_progress,
+              desc=f"{args.env} {args.planner}", leave=False) as bar:
+        for episode in range(args.episodes):
+            video = None
+            if episode < args.video_episodes:
+                video = Mp4Writer(out / f"episode_{episode:03d}.mp4", fps=loop.simulator.simulation_rate_hz)
+            try:
+                result = loop.run_episode(
+                    episode, args.seed + episode,
+                    on_frame=(lambda frame, info, v=video: v.write(_annotate(frame, info))) if video else None,
+                    on_step=lambda _: bar.update(1),
+                )
+            except BaseException:
+                if video:
+                    video.abort()
+                raise
+            if video:
+                video.close()
+            bar.update(max_steps - result.steps)
+            results.append(result)
+            bar.set_postfix(ret=f"{result.episode_return:.1f}", crashed=result.crashed)
+            # Keep a readable summary of what is finished even if the process is killed.
+            write_json(out / "summary.json", _summary(args, loop, results, False, None, complete=False))
+
+
+def _annotate(frame, info: dict[str, Any]):
+    return draw_overlay(frame, [
+        f"step {info['step']}  speed {info['speed_mps']:.1f} m/s  action {info['action']}",
+    ])
+
+
+def aggregate(results: list[EpisodeResult]) -> dict[str, Any]:
+    """Means over episodes; crash rate as a fraction."""
+    n = len(results)
+    if n == 0:
+        return {"episodes": 0}
+    mean = lambda key: sum(getattr(r, key) for r in results) / n  # noqa: E731
+    returns = [r.episode_return for r in results]
+    std = math.sqrt(sum((x - mean("episode_return")) ** 2 for x in returns) / n)
+    return {
+        "episodes": n,
+        "mean_return": mean("episode_return"),
+        "std_return": std,
+        "crash_rate": sum(r.crashed for r in results) / n,
+        "mean_distance_m": mean("distance_m"),
+        "mean_speed_mps": mean("mean_speed_mps"),
+        "mean_lane_changes": mean("lane_changes"),
+        "mean_steps": mean("steps"),
+        "total_steps": sum(r.steps for r in results),
+    }
+
+
+def _summary(args, loop: ClosedLoop, results, interrupted: bool, wall_s: float | None,
+             complete: bool = True) -> dict[str, Any]:
+    stats = loop.bus.stats()
+    total_steps = sum(r.steps for r in results)
+    return {
+        "command": "sim",
+        "env": args.env,
+        "planner": args.planner,
+        "seed": args.seed,
+        "episodes_requested": args.episodes,
+        "complete": complete and not interrupted,
+        "interrupted": interrupted,
+        "aggregate": aggregate(results),
+        "episodes": [
+            {k: v for k, v in r.as_dict().items() if k not in ("wall_s", "steps_per_s")}
+            for r in results
+        ],
+        "bus": {
+            name: {"count": s.count, "errors": s.errors, "rate_hz": s.rate_hz}
+            for name, s in sorted(stats.items())
+        },
+        "missing_actions": loop.simulator.missing_actions,
+        "timing": {
+            "wall_s": wall_s,
+            "steps_per_s": total_steps / wall_s if wall_s else None,
+            "episode_wall_s": [r.wall_s for r in results],
+            "callback_ms": {name: s.callback_ns / 1e6 for name, s in sorted(stats.items())},
+        },
+    }
+
+
+def format_table(results: list[EpisodeResult]) -> str:
+    rows = [[title for _, title, _ in TABLE_COLUMNS]]
+    for result in results:
+        values = result.as_dict()
+        rows.append([fmt.format(values[key]) for key, _, fmt in TABLE_COLUMNS])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(TABLE_COLUMNS))]
+    return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in rows)
+
+
+def format_aggregate(agg: dict[str, Any]) -> str:
+    if not agg.get("episodes"):
+        return "no finished episodes"
+    return (
+        f"{agg['episodes']} episodes: return {agg['mean_return']:.2f} +/- {agg['std_return']:.2f}, "
+        f"crash rate {agg['crash_rate']:.0%}, distance {agg['mean_distance_m']:.0f} m, "
+        f"speed {agg['mean_speed_mps']:.1f} m/s, lane changes {agg['mean_lane_changes']:.1f}, "
+        f"steps {agg['mean_steps']:.1f}"
+    )

@@ -1,0 +1,130 @@
+"""The closed loop: simulator and planner wired through one bus, episode by episode."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from bus import Bus
+from bus.node import Node, NodeRunner
+from sim.simulator import SimConfig, Simulator
+
+
+@dataclass(frozen=True)
+class EpisodeResult:
+    """Outcome of one episode. ``wall_s`` and ``steps_per_s`` are timings; the rest is
+    deterministic for a given environment, planner and seed."""
+
+    episode: int
+    seed: int
+    episode_return: float
+    crashed: bool
+    distance_m: float
+    mean_speed_mps: float
+    lane_changes: int
+    steps: int
+    sim_time_s: float
+    wall_s: float
+    steps_per_s: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class ClosedLoop:
+    """A simulator and a planner node on a shared in-process bus.
+
+    :param frame_sink: if given, called with every rendered top-down frame (HxWx3 uint8,
+        intermediate simulation frames included) and the step's last action, for video.
+    """
+
+    def __init__(self, sim_config: SimConfig, planner: Node, bus: Bus | None = None) -> None:
+        self.bus = bus or Bus()
+        self.simulator = Simulator(sim_config, self.bus)
+        self.planner = planner
+        self.runner = NodeRunner(planner, self.bus)
+
+    def run_episode(
+        self,
+        episode: int,
+        seed: int,
+        on_frame: Callable[[np.ndarray, dict], None] | None = None,
+        on_step: Callable[[int], None] | None = None,
+    ) -> EpisodeResult:
+        """Drive one episode until the crash or the time limit."""
+        start = time.perf_counter()
+        self.runner.reset()
+        ego = self.simulator.reset(seed)
+        overlay = {"step": 0, "action": "-", "speed_mps": ego.speed_mps}
+        capture = _FrameCapture(self.simulator, on_frame, overlay) if on_frame else None
+        if capture:
+            capture.frame()
+
+        try:
+            return self._drive(episode, seed, start, ego, capture, overlay, on_step)
+        finally:
+            if capture:
+                capture.detach()
+
+    def _drive(self, episode, seed, start, ego, capture, overlay, on_step) -> EpisodeResult:
+        episode_return, steps, lane_changes = 0.0, 0, 0
+        target_lane = ego.target_lane_index
+        while True:
+            outcome = self.simulator.step()
+            steps += 1
+            episode_return += outcome.reward
+            ego = outcome.ego
+            if ego.target_lane_index != target_lane:
+                lane_changes += 1
+                target_lane = ego.target_lane_index
+            if capture:
+                overlay.update(step=steps, action=outcome.action.name, speed_mps=ego.speed_mps)
+                capture.frame()
+            if on_step:
+                on_step(steps)
+            if outcome.done:
+                break
+
+        wall = time.perf_counter() - start
+        sim_time = ego.header.stamp_ns / 1e9
+        return EpisodeResult(
+            episode=episode,
+            seed=seed,
+            episode_return=episode_return,
+            crashed=ego.crashed,
+            distance_m=ego.odometer_m,
+            mean_speed_mps=ego.odometer_m / sim_time if sim_time > 0 else 0.0,
+            lane_changes=lane_changes,
+            steps=steps,
+            sim_time_s=sim_time,
+            wall_s=wall,
+            steps_per_s=steps / wall if wall > 0 else 0.0,
+        )
+
+    def close(self) -> None:
+        self.runner.close()
+        self.simulator.close()
+
+
+class _FrameCapture:
+    """Hooks highway-env's intermediate-frame rendering so the video has every simulation
+    frame, not one per policy step."""
+
+    def __init__(self, simulator: Simulator, sink: Callable[[np.ndarray, dict], None], overlay: dict):
+        self.simulator = simulator
+        self.sink = sink
+        self.overlay = overlay
+        # highway-env calls `_record_video_wrapper._capture_frame()` between policy steps.
+        simulator.env.unwrapped._record_video_wrapper = self
+
+    def _capture_frame(self) -> None:
+        self.sink(self.simulator.render(), dict(self.overlay))
+
+    def frame(self) -> None:
+        self._capture_frame()
+
+    def detach(self) -> None:
+        self.simulator.env.unwrapped._record_video_wrapper = None
