@@ -66,8 +66,13 @@ class RulePlanner:
         objects: ObjectList | None = inputs.get(self.config.objects_topic)
         lanes: LaneGeometry | None = inputs.get("/sim/lanes")
         header = Header(stamp_ns=ego.header.stamp_ns, frame_id="ego")
-        if objects is None or lanes is None:
-            return {"/planning/action": self._message(header, MetaAction.SLOWER, "inputs missing", True)}
+        # Fallback: keep the lane and slow down when an input is dead (absent) or invalid.
+        unhealthy = [topic for topic, message in (
+            ("/sim/ego", ego), (self.config.objects_topic, objects), ("/sim/lanes", lanes))
+            if message is None or not message.header.valid]
+        if unhealthy:
+            reason = "inputs missing or invalid: " + ", ".join(unhealthy)
+            return {"/planning/action": self._message(header, MetaAction.SLOWER, reason, True)}
 
         action, reason = self.decide(build_scene(ego, objects, lanes))
         return {"/planning/action": self._message(header, action, reason, False)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -35,17 +36,16 @@ class EpisodeResult:
 
 
 class ClosedLoop:
-    """A simulator and a planner node on a shared in-process bus.
+    """A simulator and a planner node on a shared in-process bus."""
 
-    :param frame_sink: if given, called with every rendered top-down frame (HxWx3 uint8,
-        intermediate simulation frames included) and the step's last action, for video.
-    """
-
-    def __init__(self, sim_config: SimConfig, planner: Node, bus: Bus | None = None) -> None:
+    def __init__(self, sim_config: SimConfig, planner: Node | None, bus: Bus | None = None) -> None:
         self.bus = bus or Bus()
         self.simulator = Simulator(sim_config, self.bus)
         self.planner = planner
-        self.runner = NodeRunner(planner, self.bus)
+        # planner None: it runs elsewhere (another process) and answers over a transport.
+        self.runner = NodeRunner(planner, self.bus, self.simulator.control_rate_hz) if planner else None
+        self.before_step: Callable[[int], None] | None = None
+        """Called with the current stamp before each step (lockstep with a remote planner)."""
 
     def run_episode(
         self,
@@ -53,11 +53,19 @@ class ClosedLoop:
         seed: int,
         on_frame: Callable[[np.ndarray, dict], None] | None = None,
         on_step: Callable[[int], None] | None = None,
+        prepare: Callable[[Any], None] | None = None,
     ) -> EpisodeResult:
-        """Drive one episode until the crash or the time limit."""
+        """Drive one episode until the crash or the time limit.
+
+        :param on_frame: called with every rendered top-down frame (HxWx3 uint8 RGB,
+            intermediate simulation frames included) and a dict of overlay values.
+        :param on_step: called with the step count after each control step.
+        :param prepare: scene construction hook, see :meth:`Simulator.reset`.
+        """
         start = time.perf_counter()
-        self.runner.reset()
-        ego = self.simulator.reset(seed)
+        if self.runner:
+            self.runner.reset()
+        ego = self.simulator.reset(seed, prepare)
         overlay = {"step": 0, "action": "-", "speed_mps": ego.speed_mps}
         capture = _FrameCapture(self.simulator, on_frame, overlay) if on_frame else None
         if capture:
@@ -73,6 +81,8 @@ class ClosedLoop:
         episode_return, steps, lane_changes = 0.0, 0, 0
         target_lane = ego.target_lane_index
         while True:
+            if self.before_step:
+                self.before_step(self.simulator.stamp_ns)
             outcome = self.simulator.step()
             steps += 1
             episode_return += outcome.reward
@@ -105,7 +115,8 @@ class ClosedLoop:
         )
 
     def close(self) -> None:
-        self.runner.close()
+        if self.runner:
+            self.runner.close()
         self.simulator.close()
 
 

@@ -81,9 +81,15 @@ class Simulator:
     def _on_action(self, message: DrivingAction) -> None:
         self._pending = message
 
-    def reset(self, seed: int) -> EgoState:
-        """Start an episode and publish its first state."""
+    def reset(self, seed: int, prepare: Callable[[Any], None] | None = None) -> EgoState:
+        """Start an episode and publish its first state.
+
+        :param prepare: called with the environment after highway-env's reset and before the
+            first state is published, to construct a scene (place vehicles, set speeds).
+        """
         self.env.reset(seed=seed)
+        if prepare is not None:
+            prepare(self.env.unwrapped)
         self.reader.reset()
         self._pending = None
         self.stamp_ns = 0

@@ -1,0 +1,184 @@
+"""Record bus topics into an MCAP file (JSON messages with JSON Schemas) that Foxglove opens.
+
+The file is written in compressed chunks while the run goes, under ``NAME.partial.mcap``,
+and renamed to its final name when the recorder closes. A run killed mid-way leaves the
+partial file, readable up to its last complete chunk (``drivestack log info`` says where it
+broke).
+
+Times: a message's ``publish_time`` is its header stamp (simulation time since its episode
+start); its ``log_time`` is the recording's own monotonic clock: simulation time accumulated
+over the episodes, with a gap of :data:`EPISODE_GAP_NS` between episodes, so Foxglove's
+timeline plays the episodes one after another.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from mcap.writer import CompressionType, Writer
+
+from bus.bus import Bus, Subscription
+from bus.foxglove import FoxgloveView, views_for
+from bus.schema import MESSAGE_ENCODING, SCHEMA_ENCODING, json_schema, schema_bytes, schema_name
+from bus.topics import TopicSpec
+
+logger = logging.getLogger(__name__)
+
+EPISODE_GAP_NS = 1_000_000_000
+"""Log-time gap inserted where simulation time restarts (a new episode)."""
+
+PARTIAL_SUFFIX = ".partial.mcap"
+METADATA_NAME = "drivestack"
+"""Name of the MCAP metadata record holding the run's description (env, seed, rates)."""
+
+
+@dataclass(frozen=True)
+class RecorderConfig:
+    """:param chunk_size_bytes: uncompressed size at which a chunk is closed and written; a
+        killed run loses at most the last chunk.
+    :param compression: ``zstd``, ``lz4`` or ``none``.
+    """
+
+    chunk_size_bytes: int = 256 * 1024
+    compression: str = "zstd"
+
+
+def partial_path(path: str | os.PathLike) -> Path:
+    """Where a recording bound for ``path`` lives until it is complete."""
+    target = Path(path)
+    stem = target.name[: -len(".mcap")] if target.name.endswith(".mcap") else target.name
+    return target.with_name(stem + PARTIAL_SUFFIX)
+
+
+@dataclass
+class _Channel:
+    channel_id: int
+    encode: Any
+
+
+class Recorder:
+    """Subscribes to topics on a bus and writes every message to an MCAP file.
+
+    :param path: final file path (``.mcap``).
+    :param bus: the bus to record.
+    :param topics: topic names to record; default: every topic marked ``recorded`` in the
+        bus's table.
+    :param metadata: strings stored in the file's ``drivestack`` metadata record.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        bus: Bus,
+        topics: Iterable[str] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        config: RecorderConfig | None = None,
+    ) -> None:
+        self.config = config or RecorderConfig()
+        self.path = Path(path)
+        self.partial = partial_path(self.path)
+        self.partial.parent.mkdir(parents=True, exist_ok=True)
+        self._stream = open(self.partial, "wb")  # noqa: SIM115 - closed in close()
+        self._writer = Writer(self._stream, chunk_size=self.config.chunk_size_bytes,
+                              compression=_compression(self.config.compression))
+        self._writer.start(profile="", library="drivestack")
+        self._writer.add_metadata(METADATA_NAME, {k: str(v) for k, v in (metadata or {}).items()})
+        self._schemas: dict[str, int] = {}
+        self._channels: dict[str, list[_Channel]] = {}
+        self._json = msgspec.json.Encoder()
+        self._offset_ns = 0
+        self._last_stamp_ns: int | None = None
+        self.message_count = 0
+        self.closed = False
+        names = [s.name for s in bus.table.values() if s.recorded] if topics is None else list(topics)
+        self._subscriptions: list[Subscription] = [
+            bus.subscribe(name, self._callback(bus.table[name]), label=f"recorder<{name}>")
+            for name in names
+        ]
+
+    def _callback(self, spec: TopicSpec):
+        def on_message(message: Any) -> None:
+            self.write(spec, message)
+
+        return on_message
+
+    def write(self, spec: TopicSpec, message: Any) -> None:
+        """Append one message of topic ``spec`` (what the bus subscription calls)."""
+        if self.closed:
+            return
+        stamp_ns = int(message.header.stamp_ns)
+        log_time = self._log_time(stamp_ns)
+        channels = self._channels.get(spec.name) or self._register(spec)
+        for channel in channels:
+            self._writer.add_message(channel.channel_id, log_time=log_time,
+                                     data=channel.encode(message), publish_time=max(stamp_ns, 0),
+                                     sequence=int(message.header.seq) & 0xFFFFFFFF)
+        self.message_count += 1
+
+    def _log_time(self, stamp_ns: int) -> int:
+        if self._last_stamp_ns is not None and stamp_ns < self._last_stamp_ns:
+            self._offset_ns += self._last_stamp_ns - stamp_ns + EPISODE_GAP_NS
+        self._last_stamp_ns = stamp_ns
+        return max(self._offset_ns + stamp_ns, 0)
+
+    def _register(self, spec: TopicSpec) -> list[_Channel]:
+        views = views_for(spec.msg_type)
+        channels = []
+        if not any(not view.suffix for view in views):
+            schema_id = self._schema(schema_name(spec.msg_type), json_schema(spec.msg_type))
+            channels.append(_Channel(self._channel(spec, spec.name, schema_id), self._json.encode))
+        for view in views:
+            schema_id = self._schema(view.schema_name, dict(view.schema))
+            channel_id = self._channel(spec, spec.name + view.suffix, schema_id)
+            channels.append(_Channel(channel_id, self._view_encoder(view)))
+        self._channels[spec.name] = channels
+        return channels
+
+    def _view_encoder(self, view: FoxgloveView):
+        return lambda message: self._json.encode(view.encode(message))
+
+    def _schema(self, name: str, schema: dict[str, Any]) -> int:
+        if name not in self._schemas:
+            self._schemas[name] = self._writer.register_schema(
+                name=name, encoding=SCHEMA_ENCODING, data=schema_bytes(schema))
+        return self._schemas[name]
+
+    def _channel(self, spec: TopicSpec, topic: str, schema_id: int) -> int:
+        msg_type = f"{spec.msg_type.__module__}.{spec.msg_type.__qualname__}"
+        return self._writer.register_channel(
+            topic=topic, message_encoding=MESSAGE_ENCODING, schema_id=schema_id,
+            metadata={"msg_type": msg_type, "source_topic": spec.name})
+
+    def close(self) -> Path:
+        """Stop recording, write the summary and give the file its final name."""
+        if self.closed:
+            return self.path
+        self.closed = True
+        for subscription in self._subscriptions:
+            subscription.close()
+        try:
+            self._writer.finish()
+        finally:
+            self._stream.close()
+        os.replace(self.partial, self.path)
+        logger.info("recorded %d messages to %s", self.message_count, self.path)
+        return self.path
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _compression(name: str) -> CompressionType:
+    options = {"zstd": CompressionType.ZSTD, "lz4": CompressionType.LZ4, "none": CompressionType.NONE}
+    if name not in options:
+        raise ValueError(f"unknown compression {name!r}; choose one of: {', '.join(options)}")
+    return options[name]

@@ -1,0 +1,273 @@
+"""Read recordings back: raw records, typed messages, and replay onto a bus.
+
+Reading streams the file from the start, so it works on recordings cut short by a killed
+run: every message of every complete chunk is returned, then a warning names the byte offset
+where the file broke. A channel whose schema does not match the type the topic table declares
+is refused with :class:`RecordingError` naming the topic, before any message is returned.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import msgspec
+from mcap.exceptions import McapError
+from mcap.records import Channel, Chunk, Footer, Message, Metadata, Schema
+from mcap.stream_reader import StreamReader, breakup_chunk
+
+from bus.bus import Bus
+from bus.foxglove import replacing_view, views_for
+from bus.recorder import METADATA_NAME
+from bus.schema import MESSAGE_ENCODING, json_schema, schema_differences, schema_name
+from bus.topics import TOPICS, TopicSpec
+
+logger = logging.getLogger(__name__)
+
+MAX_RECORD_BYTES = 1 << 30
+"""Records claiming to be larger are treated as corruption rather than allocated."""
+
+
+class RecordingError(ValueError):
+    """A recording cannot be used: not MCAP, or its schemas do not match the topic table."""
+
+
+class RawMessage(NamedTuple):
+    """One recorded message, undecoded. Times in ns (see :mod:`bus.recorder`)."""
+
+    channel: Channel
+    schema: Schema | None
+    log_time_ns: int
+    publish_time_ns: int
+    data: bytes
+
+
+class LogMessage(NamedTuple):
+    """One recorded message decoded into its typed struct."""
+
+    topic: str
+    log_time_ns: int
+    message: Any
+
+
+@dataclass
+class ReadReport:
+    """What a pass over the file found. ``broken_at`` is the byte offset of the first
+    record that could not be read (None when the file is complete)."""
+
+    path: Path
+    size_bytes: int = 0
+    complete: bool = False
+    broken_at: int | None = None
+    error: str = ""
+    chunks: int = 0
+    metadata: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def warning(self) -> str | None:
+        if self.complete:
+            return None
+        if self.broken_at is None:
+            return f"{self.path}: the file ends without its footer (the recording was cut short)"
+        return (f"{self.path}: unreadable from byte {self.broken_at} of {self.size_bytes} "
+                f"({self.error}); returned the messages of the {self.chunks} complete chunk(s) "
+                "before it")
+
+
+class LogReader:
+    """Streaming reader of one MCAP recording.
+
+    :raises OSError: the file cannot be opened.
+    :raises RecordingError: it is not an MCAP file.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise OSError(f"recording {str(self.path)!r} does not exist or is not a file")
+        with open(self.path, "rb") as stream:
+            magic = stream.read(8)
+        if magic != b"\x89MCAP0\r\n":
+            raise RecordingError(f"{self.path} is not an MCAP file (bad magic bytes {magic[:8]!r})")
+        self.report = ReadReport(self.path, size_bytes=self.path.stat().st_size)
+
+    def raw(self, warn: bool = True) -> Iterator[RawMessage]:
+        """Every message in file order; stops at the first unreadable record and (if ``warn``)
+        logs where. :attr:`report` describes the pass afterwards."""
+        report = self.report = ReadReport(self.path, size_bytes=self.path.stat().st_size)
+        schemas: dict[int, Schema] = {}
+        channels: dict[int, Channel] = {}
+        with open(self.path, "rb") as stream:
+            records = StreamReader(stream, emit_chunks=True, validate_crcs=True,
+                                   record_size_limit=MAX_RECORD_BYTES).records
+            offset = 0
+            while True:
+                try:
+                    record = next(records)
+                    inner = breakup_chunk(record, validate_crc=True) if isinstance(record, Chunk) else [record]
+                except StopIteration:
+                    break
+                except (McapError, ValueError, EOFError, OSError, RuntimeError) as error:
+                    report.broken_at, report.error = offset, _describe(error)
+                    break
+                offset = stream.tell()
+                report.chunks += isinstance(record, Chunk)
+                for item in inner:
+                    if isinstance(item, Schema):
+                        schemas[item.id] = item
+                    elif isinstance(item, Channel):
+                        channels[item.id] = item
+                    elif isinstance(item, Metadata):
+                        report.metadata[item.name] = dict(item.metadata)
+                    elif isinstance(item, Message) and item.channel_id in channels:
+                        channel = channels[item.channel_id]
+                        yield RawMessage(channel, schemas.get(channel.schema_id), item.log_time,
+                                         item.publish_time, item.data)
+                    elif isinstance(item, Footer):
+                        report.complete = True
+        if warn and (message := report.warning()):
+            logger.warning(message)
+
+    def metadata(self) -> dict[str, str]:
+        """The run description the recorder stored (env, seed, control rate ...)."""
+        if METADATA_NAME not in self.report.metadata:
+            for _ in self.raw(warn=False):
+                pass
+        return self.report.metadata.get(METADATA_NAME, {})
+
+    def messages(self, topics: Iterable[str] | None = None,
+                 table: dict[str, TopicSpec] | None = None) -> Iterator[LogMessage]:
+        """Typed messages of the declared topics (all, or ``topics``), in file order.
+
+        Channels of topics the table does not declare are skipped with a warning; Foxglove
+        companion channels (e.g. ``/x/annotations``) are skipped silently.
+
+        :raises RecordingError: a wanted topic's schema does not match its declared type.
+        """
+        table = TOPICS if table is None else table
+        wanted = None if topics is None else set(topics)
+        decoders = self._decoders(table, wanted)
+        for raw in self.raw():
+            decode = decoders.get(raw.channel.id)
+            if decode is None:
+                continue
+            try:
+                message = decode(raw.data)
+            except (msgspec.DecodeError, msgspec.ValidationError, ValueError, KeyError) as error:
+                logger.warning("%s: skipping an undecodable message on %s at log time %d ns: %s",
+                               self.path, raw.channel.topic, raw.log_time_ns, error)
+                continue
+            yield LogMessage(raw.channel.topic, raw.log_time_ns, message)
+
+    def channels(self) -> list[tuple[Channel, Schema | None]]:
+        """Every channel of the file with its schema (one pass)."""
+        found: dict[int, tuple[Channel, Schema | None]] = {}
+        for raw in self.raw(warn=False):
+            found.setdefault(raw.channel.id, (raw.channel, raw.schema))
+        return list(found.values())
+
+    def _decoders(self, table: dict[str, TopicSpec], wanted: set[str] | None) -> dict[int, Callable]:
+        decoders: dict[int, Callable] = {}
+        unknown = []
+        for channel, schema in self.channels():
+            if wanted is not None and channel.topic not in wanted:
+                continue
+            spec = table.get(channel.topic)
+            if spec is None:
+                if not _is_companion(channel.topic, table):
+                    unknown.append(channel.topic)
+                continue
+            decoders[channel.id] = channel_decoder(self.path, channel, schema, spec)
+        if unknown:
+            logger.warning("%s: skipping topics not declared in bus/topics.py: %s",
+                           self.path, ", ".join(sorted(unknown)))
+        return decoders
+
+
+def channel_decoder(path: Path, channel: Channel, schema: Schema | None, spec: TopicSpec) -> Callable:
+    """A function decoding this channel's message bytes into ``spec.msg_type``.
+
+    :raises RecordingError: the channel's schema or encoding does not match the declaration.
+    """
+    where = f"{path}: topic {channel.topic}"
+    if channel.message_encoding != MESSAGE_ENCODING:
+        raise RecordingError(f"{where} is encoded as {channel.message_encoding!r}, expected json")
+    view = replacing_view(spec.msg_type)
+    expected = view.schema_name if view else schema_name(spec.msg_type)
+    recorded = schema.name if schema else "(no schema)"
+    if recorded != expected:
+        raise RecordingError(f"{where} was recorded as {recorded}, but bus/topics.py declares "
+                             f"{expected}; the recording does not match this version's types")
+    if view is not None:
+        decode_view = view.decode
+        return lambda data: decode_view(json.loads(data))  # type: ignore[misc]
+
+    declared = json_schema(spec.msg_type)
+    differences = schema_differences(json.loads(schema.data), declared)  # type: ignore[union-attr]
+    if differences:
+        raise RecordingError(f"{where}: the recorded {recorded} schema differs from the declared "
+                             f"type ({'; '.join(differences)}); it was recorded by another "
+                             "version of the message types")
+    return msgspec.json.Decoder(spec.msg_type).decode
+
+
+def _is_companion(topic: str, table: dict[str, TopicSpec]) -> bool:
+    return any(
+        topic == name + view.suffix
+        for name, spec in table.items() for view in views_for(spec.msg_type) if view.suffix
+    )
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error) or type(error).__name__
+    if type(error).__name__ == "EndOfFile":
+        text = "record cut off at the end of the file"
+    return text
+
+
+@dataclass
+class ReplayStats:
+    messages: int = 0
+    per_topic: dict[str, int] = field(default_factory=dict)
+    wall_s: float = 0.0
+    log_span_ns: int = 0
+
+
+def replay(
+    reader: LogReader,
+    bus: Bus,
+    topics: Iterable[str] | None = None,
+    speed: float | None = 1.0,
+    on_message: Callable[[LogMessage], None] | None = None,
+) -> ReplayStats:
+    """Publish the recording's typed messages on ``bus`` in recorded order.
+
+    :param speed: 1.0 plays at recorded speed (by log time), 2.0 twice as fast, None as fast
+        as possible.
+    :param on_message: called after each message is published (progress, comparisons).
+    """
+    if speed is not None and speed <= 0:
+        raise ValueError(f"replay speed must be positive, got {speed}")
+    stats = ReplayStats()
+    start_wall = time.perf_counter()
+    first_log: int | None = None
+    for item in reader.messages(topics, bus.table):
+        first_log = item.log_time_ns if first_log is None else first_log
+        if speed is not None:
+            due_s = (item.log_time_ns - first_log) / 1e9 / speed
+            delay = due_s - (time.perf_counter() - start_wall)
+            if delay > 0:
+                time.sleep(delay)
+        bus.publish(item.topic, item.message)
+        stats.messages += 1
+        stats.per_topic[item.topic] = stats.per_topic.get(item.topic, 0) + 1
+        stats.log_span_ns = item.log_time_ns - first_log
+        if on_message is not None:
+            on_message(item)
+    stats.wall_s = time.perf_counter() - start_wall
+    return stats

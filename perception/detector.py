@@ -1,0 +1,109 @@
+"""The detector interface shared by every backend (ONNX COCO models, our YOLO, oracles in
+tests), and the factory that picks a backend from a weights file."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import NamedTuple, Protocol
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+
+class Detections(NamedTuple):
+    """Boxes found in one image.
+
+    :param boxes_xyxy: (N, 4) float32, corners x1, y1, x2, y2 in pixels of the input image.
+    :param scores: (N,) float32 confidence in [0, 1].
+    :param class_ids: (N,) int64 ids into :data:`perception.classes.CLASS_NAMES`.
+    """
+
+    boxes_xyxy: np.ndarray
+    scores: np.ndarray
+    class_ids: np.ndarray
+
+    @classmethod
+    def empty(cls) -> Detections:
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
+
+    def __len__(self) -> int:  # type: ignore[override]
+        return int(self.scores.shape[0])
+
+    def select(self, keep: np.ndarray) -> Detections:
+        """The detections at the boolean mask or index array ``keep``."""
+        return Detections(self.boxes_xyxy[keep], self.scores[keep], self.class_ids[keep])
+
+
+class Detector(Protocol):
+    """Finds boxes of our classes in RGB images."""
+
+    name: str
+
+    def detect(self, image_rgb: np.ndarray) -> Detections:
+        """Detect in one HxWx3 uint8 RGB image; boxes in its pixels."""
+        ...
+
+
+DEFAULT_CONF = 0.25
+"""Default minimum score kept by the detectors."""
+
+NMS_IOU = 0.45
+"""IoU above which a lower-scored box of the same class is suppressed."""
+
+
+def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
+    """IoU matrix (N, M) of xyxy boxes (N, 4) and (M, 4)."""
+    top_left = np.maximum(boxes_a[:, None, :2], boxes_b[None, :, :2])
+    bottom_right = np.minimum(boxes_a[:, None, 2:], boxes_b[None, :, 2:])
+    intersection = np.clip(bottom_right - top_left, 0, None).prod(axis=2)
+    area_a = (boxes_a[:, 2:] - boxes_a[:, :2]).clip(0).prod(axis=1)
+    area_b = (boxes_b[:, 2:] - boxes_b[:, :2]).clip(0).prod(axis=1)
+    union = area_a[:, None] + area_b[None, :] - intersection
+    return intersection / np.maximum(union, 1e-9)
+
+
+def class_nms(detections: Detections, iou_threshold: float = NMS_IOU) -> Detections:
+    """Per-class non-maximum suppression, highest scores first (OpenCV's NMSBoxesBatched)."""
+    import cv2
+
+    if len(detections) == 0:
+        return detections
+    boxes = detections.boxes_xyxy
+    boxes_xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
+    keep = cv2.dnn.NMSBoxesBatched(
+        boxes_xywh.tolist(),
+        detections.scores.tolist(),
+        detections.class_ids.tolist(),
+        0.0,
+        iou_threshold,
+    )
+    keep = np.asarray(keep, dtype=np.int64).reshape(-1)
+    return detections.select(np.sort(keep))
+
+
+def load_detector(weights: str | os.PathLike, conf: float = DEFAULT_CONF) -> Detector:
+    """A detector for a weights file: ``.onnx`` (a COCO YOLOX or FastestDet export) or an
+    ultralytics ``.pt``.
+
+    :raises OSError: when the file is missing or unreadable.
+    :raises ValueError: when the file is not weights of a supported kind.
+    """
+    path = Path(weights)
+    if not path.is_file():
+        raise OSError(f"weights file {str(path)!r} does not exist")
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        from perception.onnx_detector import OnnxCocoDetector
+
+        return OnnxCocoDetector(path, conf=conf)
+    if suffix == ".pt":
+        from perception.yolo_detector import YoloDetector
+
+        return YoloDetector(path, conf=conf)
+    raise ValueError(
+        f"weights {str(path)!r}: unsupported kind {suffix or '(no extension)'!r}; "
+        "expected an ONNX COCO detector (.onnx) or an ultralytics YOLO checkpoint (.pt)"
+    )

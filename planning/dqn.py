@@ -1,0 +1,157 @@
+"""DQN policy in the closed loop: a Q-network rebuilt from the safe policy format, fed with the
+observation built from bus messages.
+
+Training lives in :mod:`planning.dqn_train`; this module only needs torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bus.messages import DrivingAction, EgoState, Header, LaneGeometry, MetaAction, ObjectList
+from planning.observation import KinematicsConfig, kinematics_from_bus
+from planning.policy_io import PolicyFileError, load_dqn_files
+
+SHIPPED_POLICY = "dqn_highway_fast.pt"
+"""File name of the shipped DQN policy under ``planning/models/``."""
+
+_ACTIVATIONS = ("relu", "tanh")
+
+
+def shipped_policy_path() -> Path:
+    """Path of the DQN policy shipped with the package."""
+    return Path(str(resources.files("planning") / "models" / SHIPPED_POLICY))
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """Architecture of an MLP Q-network: flattened observation -> hidden layers -> one Q per action.
+
+    :param input_size: length of the flattened observation.
+    :param hidden_sizes: width of each hidden layer.
+    :param n_actions: number of discrete actions (highway-env meta-actions: 5).
+    """
+
+    input_size: int
+    hidden_sizes: tuple[int, ...]
+    n_actions: int
+    activation: str = "relu"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "input_size": self.input_size, "hidden_sizes": list(self.hidden_sizes),
+            "n_actions": self.n_actions, "activation": self.activation,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, source: Path) -> NetworkSpec:
+        try:
+            spec = cls(int(data["input_size"]), tuple(int(h) for h in data["hidden_sizes"]),
+                       int(data["n_actions"]), str(data.get("activation", "relu")))
+        except (KeyError, TypeError, ValueError) as error:
+            raise PolicyFileError(f"{source}: bad 'network' entry ({error!r})") from None
+        if spec.activation not in _ACTIVATIONS:
+            raise PolicyFileError(f"{source}: activation {spec.activation!r} not in {_ACTIVATIONS}")
+        return spec
+
+
+def build_q_network(spec: NetworkSpec):
+    """An ``nn.Sequential`` laid out like stable-baselines3's ``QNetwork.q_net`` (Linear at even
+    indices), so its state_dict loads directly."""
+    from torch import nn
+
+    activation = {"relu": nn.ReLU, "tanh": nn.Tanh}[spec.activation]
+    layers: list[nn.Module] = []
+    size = spec.input_size
+    for hidden in spec.hidden_sizes:
+        layers += [nn.Linear(size, hidden), activation()]
+        size = hidden
+    layers.append(nn.Linear(size, spec.n_actions))
+    return nn.Sequential(*layers)
+
+
+class DQNPolicy:
+    """A greedy Q-network policy over the Kinematics observation.
+
+    :param network: the rebuilt Q-network (torch module, eval mode).
+    :param observation: the observation config it was trained with.
+    """
+
+    def __init__(self, network, observation: KinematicsConfig, metadata: dict[str, Any]) -> None:
+        self.network = network
+        self.observation = observation
+        self.metadata = metadata
+
+    @classmethod
+    def load(cls, path: str | Path) -> DQNPolicy:
+        """Load ``NAME.pt`` + ``NAME.json`` (see :mod:`planning.policy_io`).
+
+        :raises PolicyFileError: naming the file when it is not a DQN policy of ours.
+        """
+        state_dict, metadata = load_dqn_files(path)
+        source = Path(path)
+        spec = NetworkSpec.from_dict(metadata.get("network"), source)
+        try:
+            observation = KinematicsConfig.from_dict(metadata.get("observation") or {})
+        except (TypeError, ValueError) as error:
+            raise PolicyFileError(f"{source}: bad 'observation' entry ({error})") from None
+        if int(np.prod(observation.shape)) != spec.input_size:
+            raise PolicyFileError(
+                f"{source}: observation shape {observation.shape} does not match the network "
+                f"input size {spec.input_size}"
+            )
+        network = build_q_network(spec)
+        try:
+            network.load_state_dict(state_dict)
+        except RuntimeError as error:
+            raise PolicyFileError(
+                f"{source}: weights do not fit the declared network ({str(error).splitlines()[0]})"
+            ) from None
+        network.eval()
+        return cls(network, observation, metadata)
+
+    def q_values(self, observation: np.ndarray) -> np.ndarray:
+        """Q-values (n_actions,) float32 of one observation of shape ``self.observation.shape``."""
+        import torch
+
+        with torch.no_grad():
+            inputs = torch.as_tensor(np.asarray(observation, dtype=np.float32).reshape(1, -1))
+            return self.network(inputs)[0].numpy()
+
+    def act(self, observation: np.ndarray) -> int:
+        """Greedy action index (highway-env meta-action)."""
+        return int(np.argmax(self.q_values(observation)))
+
+
+class DQNPlanner:
+    """Node: ``/sim/ego`` (trigger), objects, ``/sim/lanes`` -> ``/planning/action``.
+
+    The observation comes from bus messages only (:func:`kinematics_from_bus`).
+    """
+
+    name = "dqn"
+    trigger = "/sim/ego"
+
+    def __init__(self, policy: DQNPolicy, objects_topic: str = "/sim/objects") -> None:
+        self.policy = policy
+        self.objects_topic = objects_topic
+        self.inputs = ("/sim/ego", objects_topic, "/sim/lanes")
+
+    def step(self, inputs: Mapping[str, Any]) -> dict[str, DrivingAction]:
+        ego: EgoState = inputs["/sim/ego"]
+        objects: ObjectList | None = inputs.get(self.objects_topic)
+        lanes: LaneGeometry | None = inputs.get("/sim/lanes")
+        header = Header(stamp_ns=ego.header.stamp_ns, frame_id="ego")
+        if objects is None or lanes is None:
+            return {"/planning/action": DrivingAction(
+                header=header, action=MetaAction.SLOWER, planner=self.name, fallback=True,
+                reason="inputs missing")}
+        observation = kinematics_from_bus(ego, objects, lanes, self.policy.observation)
+        action = MetaAction(self.policy.act(observation))
+        return {"/planning/action": DrivingAction(header=header, action=action, planner=self.name)}

@@ -1,0 +1,101 @@
+"""``drivestack sim`` end to end: outputs, determinism, and refusal of bad input."""
+
+from __future__ import annotations
+
+import json
+
+import imageio.v3 as iio
+import pytest
+
+from sim.cli import main
+from sim.loop import ClosedLoop
+
+
+def _run(tmp_path, *extra: str) -> int:
+    return main(["-q", "sim", "--env", "highway-fast-v0", "--no-progress", *extra])
+
+
+def _without_timing(summary: dict) -> dict:
+    summary = dict(summary)
+    summary.pop("timing")
+    return summary
+
+
+def test_sim_writes_table_summary_and_a_video_with_content(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _run(tmp_path, "--episodes", "2", "--seed", "0", "--out", str(out)) == 0
+
+    printed = capsys.readouterr().out
+    assert "return" in printed and "crash rate" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["complete"] and len(summary["episodes"]) == 2
+    assert summary["aggregate"]["episodes"] == 2
+
+    frames = iio.imread(out / "episode_000.mp4")
+    assert len(frames) > summary["episodes"][0]["steps"]  # intermediate frames included
+    assert frames.mean() > 30  # a drawn road, not a black screen
+    assert not (out / "episode_001.mp4").exists()  # --video-episodes defaults to 1
+
+
+def test_two_runs_with_the_same_seed_have_identical_summaries(tmp_path):
+    summaries = []
+    for name in ("a", "b"):
+        assert _run(tmp_path, "--episodes", "2", "--seed", "5", "--video-episodes", "0",
+                    "--out", str(tmp_path / name)) == 0
+        summaries.append(_without_timing(json.loads((tmp_path / name / "summary.json").read_text())))
+    assert summaries[0] == summaries[1]
+
+
+def test_unknown_env_lists_the_supported_ones(tmp_path, capsys):
+    assert main(["sim", "--env", "nope-v0", "--out", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert "nope-v0" in error and "highway-fast-v0" in error and "merge-v0" in error
+
+
+@pytest.mark.parametrize("option,value", [("--episodes", "-1"), ("--episodes", "0"),
+                                          ("--seed", "-3"), ("--episodes", "two")])
+def test_invalid_numbers_are_refused(tmp_path, capsys, option, value):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sim", option, value, "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert value in capsys.readouterr().err
+
+
+def test_unwritable_output_directory_is_reported_before_the_run(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    assert main(["sim", "--out", str(blocker / "run")]) == 2
+    error = capsys.readouterr().err
+    assert "output directory" in error and "a_file" in error
+
+
+def test_unknown_planner_lists_the_known_ones(tmp_path, capsys):
+    assert main(["sim", "--planner", "magic", "--out", str(tmp_path)]) == 2
+    assert "rule" in capsys.readouterr().err
+
+
+def test_ctrl_c_still_writes_the_summary_of_finished_episodes(tmp_path, monkeypatch):
+    original = ClosedLoop.run_episode
+
+    def interrupt_second(self, episode, *args, **kwargs):
+        if episode == 1:
+            raise KeyboardInterrupt
+        return original(self, episode, *args, **kwargs)
+
+    monkeypatch.setattr(ClosedLoop, "run_episode", interrupt_second)
+    out = tmp_path / "run"
+    assert _run(tmp_path, "--episodes", "3", "--video-episodes", "3", "--out", str(out)) == 130
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["interrupted"] and not summary["complete"]
+    assert [e["episode"] for e in summary["episodes"]] == [0]
+    assert (out / "episode_000.mp4").exists()
+    assert not (out / "episode_001.mp4").exists()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary leftovers
+
+
+def test_help_explains_every_option(capsys):
+    with pytest.raises(SystemExit):
+        main(["sim", "--help"])
+    text = capsys.readouterr().out
+    for option in ("--env", "--episodes", "--seed", "--planner", "--out", "--video-episodes"):
+        assert option in text
