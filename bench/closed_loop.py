@@ -17,7 +17,9 @@ os.environ.setdefault("SDL_VIDEODRIVER", "offscreen")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--env", default="highway-fast-v0")
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
@@ -57,7 +59,9 @@ def main() -> None:
 
     raw_rate, stack_rate = raw_steps / raw_s, stack_steps / stack_s
     overhead = (raw_rate / stack_rate - 1.0) * 100.0
-    print(f"closed loop vs raw highway-env, {args.env}, {args.episodes} episodes, seeds {args.seed}..")
+    print(
+        f"closed loop vs raw highway-env, {args.env}, {args.episodes} episodes, seeds {args.seed}.."
+    )
     print(f"{'run':<28}{'steps':>8}{'seconds':>10}{'steps/s':>10}")
     print(f"{'raw highway-env':<28}{raw_steps:>8}{raw_s:>10.2f}{raw_rate:>10.1f}")
     print(f"{'stack (bus+sim+planner)':<28}{stack_steps:>8}{stack_s:>10.2f}{stack_rate:>10.1f}")

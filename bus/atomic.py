@@ -23,7 +23,8 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.stem}.", suffix=suffix if suffix is not None else target.suffix,
+        prefix=f".{target.stem}.",
+        suffix=suffix if suffix is not None else target.suffix,
         dir=target.parent,
     )
     os.close(fd)
@@ -63,5 +64,7 @@ def check_writable_dir(path: str | os.PathLike) -> Path:
         with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-check."):
             pass
     except OSError as error:
-        raise OSError(f"output directory {str(directory)!r} cannot be written: {error.strerror or error}") from error
+        raise OSError(
+            f"output directory {str(directory)!r} cannot be written: {error.strerror or error}"
+        ) from error
     return directory

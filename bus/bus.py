@@ -137,7 +137,7 @@ class Bus:
         A latched topic delivers its last message to the new subscriber at once.
         """
         topic = self._topic(name)
-        subscriber = _Subscriber(callback, label or getattr(callback, "__qualname__", "callback"))
+        subscriber = _Subscriber(callback, label or str(getattr(callback, "__qualname__", "callback")))
         topic.subscribers.append(subscriber)
         topic.stats.subscribers += 1
         if topic.spec.latched and topic.last_message is not None:
@@ -154,8 +154,7 @@ class Bus:
         expected = topic.spec.msg_type
         if type(message) is not expected:
             raise MessageTypeError(
-                f"topic {name!r} carries {expected.__name__}, "
-                f"got {type(message).__name__}"
+                f"topic {name!r} carries {expected.__name__}, got {type(message).__name__}"
             )
         topic.stats.record(message.header.stamp_ns)  # type: ignore[attr-defined]
         if topic.spec.latched:
@@ -174,7 +173,10 @@ class Bus:
                 self._reported.add(key)
                 logger.exception(
                     "subscriber %s of %s raised %s (further %s errors from it are counted, "
-                    "not logged)", subscriber.name, topic.spec.name, type(error).__name__,
+                    "not logged)",
+                    subscriber.name,
+                    topic.spec.name,
+                    type(error).__name__,
                     type(error).__name__,
                 )
         finally:

@@ -5,7 +5,8 @@ which Foxglove shows in raw-message and plot panels. Some types deserve Foxglove
 schemas so that its image panel shows them: a camera image as ``foxglove.CompressedImage``
 (JPEG or PNG), 2-D detections as ``foxglove.ImageAnnotations`` drawn over that image.
 
-Registering a type (the camera and detector modules do this for their own types)::
+The stack's camera types get their views from :func:`register_default_views`. Registering
+another type (e.g. the detector module for its detections message), once, before recording::
 
     from bus.foxglove import compressed_image_view, image_annotations_view, register_view
 
@@ -16,7 +17,9 @@ A view with ``suffix=""`` *replaces* the native channel (the topic is recorded o
 Foxglove schema; ``decode`` turns it back into the typed message on replay, so it must be
 given). A view with a suffix adds a *companion* channel ``topic + suffix`` beside the native
 one (replay ignores it). Images replace (raw frames are too large for JSON); detections get a
-companion so that the typed message replays exactly.
+companion so that the typed message replays exactly. The converters only need the field names
+(``compressed_image_view(..., data_field=...)``, ``image_annotations_view(list_field=...,
+bbox_field=..., label_field=..., score_field=...)``), so any image-like or box-list type fits.
 """
 
 from __future__ import annotations
@@ -131,21 +134,48 @@ class FoxgloveView:
 
     def __post_init__(self) -> None:
         if not self.suffix and self.decode is None:
-            raise ValueError(f"view {self.schema_name}: a view that replaces the native channel "
-                             "needs a decode function so the topic can be replayed")
+            raise ValueError(
+                f"view {self.schema_name}: a view that replaces the native channel "
+                "needs a decode function so the topic can be replayed"
+            )
 
 
 _VIEWS: dict[type, list[FoxgloveView]] = {}
+_DEFAULTS_REGISTERED = False
+DEFAULT_JPEG_QUALITY = 90
 
 
 def register_view(msg_type: type, view: FoxgloveView) -> None:
-    """Record ``msg_type`` (also) in a Foxglove schema. At most one replacing view per type."""
-    views = _VIEWS.setdefault(msg_type, [])
-    if not view.suffix and any(not v.suffix for v in views):
-        raise ValueError(f"{msg_type.__name__} already has a view replacing its channel")
-    if any(v.suffix == view.suffix and v.schema_name == view.schema_name for v in views):
+    """Record ``msg_type`` (also) in a Foxglove schema. A view with the same ``suffix`` (the
+    same channel) registered before is replaced, so the last registration wins."""
+    views = [v for v in _VIEWS.get(msg_type, []) if v.suffix != view.suffix]
+    _VIEWS[msg_type] = [*views, view]
+
+
+def register_default_views() -> None:
+    """Views of the stack's own types (idempotent; the recorder and reader call it): camera
+    images as JPEG ``foxglove.CompressedImage`` (quality :data:`DEFAULT_JPEG_QUALITY`; replay
+    returns the JPEG-decoded pixels), and the camera's ground-truth boxes as an
+    ``foxglove.ImageAnnotations`` companion (``/camera/truth/annotations``). Types registered
+    by their own modules before this call keep their views."""
+    global _DEFAULTS_REGISTERED
+    if _DEFAULTS_REGISTERED:
         return
-    views.append(view)
+    _DEFAULTS_REGISTERED = True
+    from bus.messages.camera import FrameLabels, Image
+
+    if replacing_view(Image) is None:
+        register_view(Image, compressed_image_view(Image, "jpeg", DEFAULT_JPEG_QUALITY))
+    if not views_for(FrameLabels):
+        register_view(
+            FrameLabels,
+            image_annotations_view(
+                list_field="boxes",
+                label_field="label_class",
+                score_field=None,
+                color_rgba=(0.2, 1.0, 0.2, 1.0),
+            ),
+        )
 
 
 def unregister_views(msg_type: type) -> None:
@@ -249,17 +279,38 @@ def image_annotations_view(
         points, texts = [], []
         for item in getattr(message, list_field):
             x1, y1, x2, y2 = (float(v) for v in getattr(item, bbox_field))
-            corners = [{"x": x1, "y": y1}, {"x": x2, "y": y1}, {"x": x2, "y": y2}, {"x": x1, "y": y2}]
-            points.append({"timestamp": stamp, "type": POINTS_LINE_LOOP, "points": corners,
-                           "outline_color": color, "thickness": 2.0})
+            corners = [
+                {"x": x1, "y": y1},
+                {"x": x2, "y": y1},
+                {"x": x2, "y": y2},
+                {"x": x1, "y": y2},
+            ]
+            points.append(
+                {
+                    "timestamp": stamp,
+                    "type": POINTS_LINE_LOOP,
+                    "points": corners,
+                    "outline_color": color,
+                    "thickness": 2.0,
+                }
+            )
             label = _label(item, label_field, score_field)
             if label:
-                texts.append({"timestamp": stamp, "position": {"x": x1, "y": y1}, "text": label,
-                              "font_size": 12.0, "text_color": color,
-                              "background_color": text_background})
+                texts.append(
+                    {
+                        "timestamp": stamp,
+                        "position": {"x": x1, "y": y1},
+                        "text": label,
+                        "font_size": 12.0,
+                        "text_color": color,
+                        "background_color": text_background,
+                    }
+                )
         return {"circles": [], "points": points, "texts": texts}
 
-    return FoxgloveView("foxglove.ImageAnnotations", IMAGE_ANNOTATIONS_SCHEMA, encode, suffix=suffix)
+    return FoxgloveView(
+        "foxglove.ImageAnnotations", IMAGE_ANNOTATIONS_SCHEMA, encode, suffix=suffix
+    )
 
 
 def _label(item: Any, label_field: str | None, score_field: str | None) -> str:

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bus.topics import TOPICS, TopicSpec, topic_spec
+from bus.topics import CONTROL_RATE, TOPICS, TopicSpec, topic_spec
 
 logger = logging.getLogger(__name__)
 
@@ -84,9 +84,14 @@ class HealthMonitor:
         unchecked for rate and timeout (alive once seen).
     """
 
-    def __init__(self, node: str, topics: Iterable[str], control_rate_hz: float | None,
-                 config: HealthConfig | None = None,
-                 table: dict[str, TopicSpec] | None = None) -> None:
+    def __init__(
+        self,
+        node: str,
+        topics: Iterable[str],
+        control_rate_hz: float | None,
+        config: HealthConfig | None = None,
+        table: dict[str, TopicSpec] | None = None,
+    ) -> None:
         self.node = node
         self.config = config or HealthConfig()
         self.control_rate_hz = control_rate_hz
@@ -126,11 +131,15 @@ class HealthMonitor:
             self._note_changes(self._tracks[name], health, now)
         return report
 
+    def _declared_rate_hz(self, spec: TopicSpec) -> float | None:
+        if spec.rate == CONTROL_RATE:
+            return self.control_rate_hz
+        return None if spec.rate is None else float(spec.rate)
+
     def _health(self, track: _Track, now_ns: int | None) -> InputHealth:
-        rate = track.spec.rate_hz(self.control_rate_hz) if self.control_rate_hz else (
-            None if track.spec.rate is None or isinstance(track.spec.rate, str) else float(track.spec.rate))
         if not track.stamps or now_ns is None:
             return InputHealth(track.spec.name, False, None, False, None, None)
+        rate = self._declared_rate_hz(track.spec)
         age = now_ns - track.stamps[-1]
         alive = rate is None or age <= self.config.timeout_periods * 1e9 / rate
         measured = _rate_hz(track.stamps)
@@ -141,13 +150,19 @@ class HealthMonitor:
 
     def _note_changes(self, track: _Track, health: InputHealth, now_ns: int | None) -> None:
         stamp = now_ns or 0
-        seen = bool(track.stamps)
+        seen = health.age_ns is not None
+        dead_detail = "never received"
+        if health.age_ns is not None:
+            dead_detail = f"last message {health.age_ns / 1e9:.2f} s old"
         checks = {
-            "alive": (health.alive, "dead", "alive",
-                      "never received" if not seen else f"last message {health.age_ns / 1e9:.2f} s old"),
+            "alive": (health.alive, "dead", "alive", dead_detail),
             "valid": (health.valid if seen else None, "invalid", "valid", "header.valid is False"),
-            "on_rate": (health.on_rate, "off_rate", "on_rate",
-                        f"measured {health.rate_hz or 0:.2f} Hz"),
+            "on_rate": (
+                health.on_rate,
+                "off_rate",
+                "on_rate",
+                f"measured {health.rate_hz or 0:.2f} Hz",
+            ),
         }
         for key, (value, bad, good, detail) in checks.items():
             previous = track.state.get(key)
@@ -156,16 +171,30 @@ class HealthMonitor:
             track.state[key] = value
             if previous is None and value:
                 continue  # first observation and healthy: nothing to report
-            self._event(HealthEvent(stamp, self.node, track.spec.name, good if value else bad,
-                                    "" if value else detail))
+            self._event(
+                HealthEvent(
+                    stamp,
+                    self.node,
+                    track.spec.name,
+                    good if value else bad,
+                    "" if value else detail,
+                )
+            )
 
     def _event(self, event: HealthEvent) -> None:
         self.event_counts[event.kind] = self.event_counts.get(event.kind, 0) + 1
         if len(self.events) < self.config.max_events:
             self.events.append(event)
         level = logging.INFO if event.kind in ("alive", "valid", "on_rate") else logging.WARNING
-        logger.log(level, "%s: input %s is %s at t=%.2f s %s", event.node, event.topic,
-                   event.kind.replace("_", " "), event.stamp_ns / 1e9, event.detail)
+        logger.log(
+            level,
+            "%s: input %s is %s at t=%.2f s %s",
+            event.node,
+            event.topic,
+            event.kind.replace("_", " "),
+            event.stamp_ns / 1e9,
+            event.detail,
+        )
 
 
 def _rate_hz(stamps: deque) -> float | None:

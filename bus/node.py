@@ -23,9 +23,18 @@ from bus.health import HealthConfig, HealthMonitor, InputHealth
 
 
 class Node(Protocol):
-    name: str
-    inputs: tuple[str, ...]
-    trigger: str
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """Topics the node reads."""
+        ...
+
+    @property
+    def trigger(self) -> str:
+        """The input whose arrival makes the node compute."""
+        ...
 
     def step(self, inputs: Mapping[str, Any]) -> Mapping[str, msgspec.Struct]:
         """Compute outputs from the latest message of each input topic (missing ones absent)."""
@@ -48,8 +57,13 @@ class NodeRunner:
         checks only that every input has been seen and is valid.
     """
 
-    def __init__(self, node: Node, bus: Bus, control_rate_hz: float | None = None,
-                 health: HealthConfig | None = None) -> None:
+    def __init__(
+        self,
+        node: Node,
+        bus: Bus,
+        control_rate_hz: float | None = None,
+        health: HealthConfig | None = None,
+    ) -> None:
         if node.trigger not in node.inputs:
             raise ValueError(f"node {node.name}: trigger {node.trigger!r} is not one of its inputs")
         self.node = node

@@ -24,8 +24,15 @@ import msgspec
 from mcap.writer import CompressionType, Writer
 
 from bus.bus import Bus, Subscription
-from bus.foxglove import FoxgloveView, views_for
-from bus.schema import MESSAGE_ENCODING, SCHEMA_ENCODING, json_schema, schema_bytes, schema_name
+from bus.foxglove import FoxgloveView, register_default_views, views_for
+from bus.schema import (
+    MESSAGE_ENCODING,
+    SCHEMA_ENCODING,
+    encode_hook,
+    json_schema,
+    schema_bytes,
+    schema_name,
+)
 from bus.topics import TopicSpec
 
 logger = logging.getLogger(__name__)
@@ -80,27 +87,37 @@ class Recorder:
         metadata: Mapping[str, str] | None = None,
         config: RecorderConfig | None = None,
     ) -> None:
+        register_default_views()
         self.config = config or RecorderConfig()
         self.path = Path(path)
         self.partial = partial_path(self.path)
         self.partial.parent.mkdir(parents=True, exist_ok=True)
         self._stream = open(self.partial, "wb")  # noqa: SIM115 - closed in close()
-        self._writer = Writer(self._stream, chunk_size=self.config.chunk_size_bytes,
-                              compression=_compression(self.config.compression))
+        self._writer = Writer(
+            self._stream,
+            chunk_size=self.config.chunk_size_bytes,
+            compression=_compression(self.config.compression),
+        )
         self._writer.start(profile="", library="drivestack")
         self._writer.add_metadata(METADATA_NAME, {k: str(v) for k, v in (metadata or {}).items()})
         self._schemas: dict[str, int] = {}
         self._channels: dict[str, list[_Channel]] = {}
-        self._json = msgspec.json.Encoder()
+        self._json = msgspec.json.Encoder(enc_hook=encode_hook)
         self._offset_ns = 0
         self._last_stamp_ns: int | None = None
         self.message_count = 0
         self.closed = False
-        names = [s.name for s in bus.table.values() if s.recorded] if topics is None else list(topics)
+        names = (
+            [s.name for s in bus.table.values() if s.recorded] if topics is None else list(topics)
+        )
         self._subscriptions: list[Subscription] = [
             bus.subscribe(name, self._callback(bus.table[name]), label=f"recorder<{name}>")
             for name in names
         ]
+
+    def add_metadata(self, values: Mapping[str, str]) -> None:
+        """Add entries to the run description (readers merge the records in order)."""
+        self._writer.add_metadata(METADATA_NAME, {k: str(v) for k, v in values.items()})
 
     def _callback(self, spec: TopicSpec):
         def on_message(message: Any) -> None:
@@ -116,9 +133,13 @@ class Recorder:
         log_time = self._log_time(stamp_ns)
         channels = self._channels.get(spec.name) or self._register(spec)
         for channel in channels:
-            self._writer.add_message(channel.channel_id, log_time=log_time,
-                                     data=channel.encode(message), publish_time=max(stamp_ns, 0),
-                                     sequence=int(message.header.seq) & 0xFFFFFFFF)
+            self._writer.add_message(
+                channel.channel_id,
+                log_time=log_time,
+                data=channel.encode(message),
+                publish_time=max(stamp_ns, 0),
+                sequence=int(message.header.seq) & 0xFFFFFFFF,
+            )
         self.message_count += 1
 
     def _log_time(self, stamp_ns: int) -> int:
@@ -146,14 +167,18 @@ class Recorder:
     def _schema(self, name: str, schema: dict[str, Any]) -> int:
         if name not in self._schemas:
             self._schemas[name] = self._writer.register_schema(
-                name=name, encoding=SCHEMA_ENCODING, data=schema_bytes(schema))
+                name=name, encoding=SCHEMA_ENCODING, data=schema_bytes(schema)
+            )
         return self._schemas[name]
 
     def _channel(self, spec: TopicSpec, topic: str, schema_id: int) -> int:
         msg_type = f"{spec.msg_type.__module__}.{spec.msg_type.__qualname__}"
         return self._writer.register_channel(
-            topic=topic, message_encoding=MESSAGE_ENCODING, schema_id=schema_id,
-            metadata={"msg_type": msg_type, "source_topic": spec.name})
+            topic=topic,
+            message_encoding=MESSAGE_ENCODING,
+            schema_id=schema_id,
+            metadata={"msg_type": msg_type, "source_topic": spec.name},
+        )
 
     def close(self) -> Path:
         """Stop recording, write the summary and give the file its final name."""
@@ -178,7 +203,11 @@ class Recorder:
 
 
 def _compression(name: str) -> CompressionType:
-    options = {"zstd": CompressionType.ZSTD, "lz4": CompressionType.LZ4, "none": CompressionType.NONE}
+    options = {
+        "zstd": CompressionType.ZSTD,
+        "lz4": CompressionType.LZ4,
+        "none": CompressionType.NONE,
+    }
     if name not in options:
         raise ValueError(f"unknown compression {name!r}; choose one of: {', '.join(options)}")
     return options[name]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import struct
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -23,13 +24,14 @@ from mcap.records import Channel, Chunk, Footer, Message, Metadata, Schema
 from mcap.stream_reader import StreamReader, breakup_chunk
 
 from bus.bus import Bus
-from bus.foxglove import replacing_view, views_for
+from bus.foxglove import register_default_views, replacing_view, views_for
 from bus.recorder import METADATA_NAME
 from bus.schema import MESSAGE_ENCODING, json_schema, schema_differences, schema_name
 from bus.topics import TOPICS, TopicSpec
 
 logger = logging.getLogger(__name__)
 
+MCAP_MAGIC = b"\x89MCAP0\r\n"
 MAX_RECORD_BYTES = 1 << 30
 """Records claiming to be larger are treated as corruption rather than allocated."""
 
@@ -72,11 +74,16 @@ class ReadReport:
     def warning(self) -> str | None:
         if self.complete:
             return None
-        if self.broken_at is None:
-            return f"{self.path}: the file ends without its footer (the recording was cut short)"
-        return (f"{self.path}: unreadable from byte {self.broken_at} of {self.size_bytes} "
-                f"({self.error}); returned the messages of the {self.chunks} complete chunk(s) "
-                "before it")
+        if self.broken_at is None or self.broken_at >= self.size_bytes:
+            return (
+                f"{self.path}: the file ends at byte {self.size_bytes} without its summary "
+                f"(the recording was cut short); read its {self.chunks} complete chunk(s)"
+            )
+        return (
+            f"{self.path}: unreadable from byte {self.broken_at} of {self.size_bytes} "
+            f"({self.error}); returned the messages of the {self.chunks} complete chunk(s) "
+            "before it"
+        )
 
 
 class LogReader:
@@ -87,12 +94,13 @@ class LogReader:
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
+        register_default_views()
         self.path = Path(path)
         if not self.path.is_file():
             raise OSError(f"recording {str(self.path)!r} does not exist or is not a file")
         with open(self.path, "rb") as stream:
             magic = stream.read(8)
-        if magic != b"\x89MCAP0\r\n":
+        if magic != MCAP_MAGIC:
             raise RecordingError(f"{self.path} is not an MCAP file (bad magic bytes {magic[:8]!r})")
         self.report = ReadReport(self.path, size_bytes=self.path.stat().st_size)
 
@@ -103,17 +111,30 @@ class LogReader:
         schemas: dict[int, Schema] = {}
         channels: dict[int, Channel] = {}
         with open(self.path, "rb") as stream:
-            records = StreamReader(stream, emit_chunks=True, validate_crcs=True,
-                                   record_size_limit=MAX_RECORD_BYTES).records
-            offset = 0
+            records = StreamReader(
+                stream, emit_chunks=True, validate_crcs=True, record_size_limit=MAX_RECORD_BYTES
+            ).records
+            offset = len(MCAP_MAGIC)
             while True:
                 try:
                     record = next(records)
-                    inner = breakup_chunk(record, validate_crc=True) if isinstance(record, Chunk) else [record]
+                    inner = (
+                        breakup_chunk(record, validate_crc=True)
+                        if isinstance(record, Chunk)
+                        else [record]
+                    )
                 except StopIteration:
                     break
-                except (McapError, ValueError, EOFError, OSError, RuntimeError) as error:
+                except (
+                    McapError,
+                    ValueError,
+                    EOFError,
+                    OSError,
+                    RuntimeError,
+                    struct.error,
+                ) as error:
                     report.broken_at, report.error = offset, _describe(error)
+                    report.complete = False
                     break
                 offset = stream.tell()
                 report.chunks += isinstance(record, Chunk)
@@ -123,11 +144,16 @@ class LogReader:
                     elif isinstance(item, Channel):
                         channels[item.id] = item
                     elif isinstance(item, Metadata):
-                        report.metadata[item.name] = dict(item.metadata)
+                        report.metadata.setdefault(item.name, {}).update(item.metadata)
                     elif isinstance(item, Message) and item.channel_id in channels:
                         channel = channels[item.channel_id]
-                        yield RawMessage(channel, schemas.get(channel.schema_id), item.log_time,
-                                         item.publish_time, item.data)
+                        yield RawMessage(
+                            channel,
+                            schemas.get(channel.schema_id),
+                            item.log_time,
+                            item.publish_time,
+                            item.data,
+                        )
                     elif isinstance(item, Footer):
                         report.complete = True
         if warn and (message := report.warning()):
@@ -140,8 +166,9 @@ class LogReader:
                 pass
         return self.report.metadata.get(METADATA_NAME, {})
 
-    def messages(self, topics: Iterable[str] | None = None,
-                 table: dict[str, TopicSpec] | None = None) -> Iterator[LogMessage]:
+    def messages(
+        self, topics: Iterable[str] | None = None, table: dict[str, TopicSpec] | None = None
+    ) -> Iterator[LogMessage]:
         """Typed messages of the declared topics (all, or ``topics``), in file order.
 
         Channels of topics the table does not declare are skipped with a warning; Foxglove
@@ -159,8 +186,13 @@ class LogReader:
             try:
                 message = decode(raw.data)
             except (msgspec.DecodeError, msgspec.ValidationError, ValueError, KeyError) as error:
-                logger.warning("%s: skipping an undecodable message on %s at log time %d ns: %s",
-                               self.path, raw.channel.topic, raw.log_time_ns, error)
+                logger.warning(
+                    "%s: skipping an undecodable message on %s at log time %d ns: %s",
+                    self.path,
+                    raw.channel.topic,
+                    raw.log_time_ns,
+                    error,
+                )
                 continue
             yield LogMessage(raw.channel.topic, raw.log_time_ns, message)
 
@@ -171,7 +203,9 @@ class LogReader:
             found.setdefault(raw.channel.id, (raw.channel, raw.schema))
         return list(found.values())
 
-    def _decoders(self, table: dict[str, TopicSpec], wanted: set[str] | None) -> dict[int, Callable]:
+    def _decoders(
+        self, table: dict[str, TopicSpec], wanted: set[str] | None
+    ) -> dict[int, Callable]:
         decoders: dict[int, Callable] = {}
         unknown = []
         for channel, schema in self.channels():
@@ -184,12 +218,17 @@ class LogReader:
                 continue
             decoders[channel.id] = channel_decoder(self.path, channel, schema, spec)
         if unknown:
-            logger.warning("%s: skipping topics not declared in bus/topics.py: %s",
-                           self.path, ", ".join(sorted(unknown)))
+            logger.warning(
+                "%s: skipping topics not declared in bus/topics.py: %s",
+                self.path,
+                ", ".join(sorted(unknown)),
+            )
         return decoders
 
 
-def channel_decoder(path: Path, channel: Channel, schema: Schema | None, spec: TopicSpec) -> Callable:
+def channel_decoder(
+    path: Path, channel: Channel, schema: Schema | None, spec: TopicSpec
+) -> Callable:
     """A function decoding this channel's message bytes into ``spec.msg_type``.
 
     :raises RecordingError: the channel's schema or encoding does not match the declaration.
@@ -201,8 +240,10 @@ def channel_decoder(path: Path, channel: Channel, schema: Schema | None, spec: T
     expected = view.schema_name if view else schema_name(spec.msg_type)
     recorded = schema.name if schema else "(no schema)"
     if recorded != expected:
-        raise RecordingError(f"{where} was recorded as {recorded}, but bus/topics.py declares "
-                             f"{expected}; the recording does not match this version's types")
+        raise RecordingError(
+            f"{where} was recorded as {recorded}, but bus/topics.py declares "
+            f"{expected}; the recording does not match this version's types"
+        )
     if view is not None:
         decode_view = view.decode
         return lambda data: decode_view(json.loads(data))  # type: ignore[misc]
@@ -210,22 +251,26 @@ def channel_decoder(path: Path, channel: Channel, schema: Schema | None, spec: T
     declared = json_schema(spec.msg_type)
     differences = schema_differences(json.loads(schema.data), declared)  # type: ignore[union-attr]
     if differences:
-        raise RecordingError(f"{where}: the recorded {recorded} schema differs from the declared "
-                             f"type ({'; '.join(differences)}); it was recorded by another "
-                             "version of the message types")
+        raise RecordingError(
+            f"{where}: the recorded {recorded} schema differs from the declared "
+            f"type ({'; '.join(differences)}); it was recorded by another "
+            "version of the message types"
+        )
     return msgspec.json.Decoder(spec.msg_type).decode
 
 
 def _is_companion(topic: str, table: dict[str, TopicSpec]) -> bool:
     return any(
         topic == name + view.suffix
-        for name, spec in table.items() for view in views_for(spec.msg_type) if view.suffix
+        for name, spec in table.items()
+        for view in views_for(spec.msg_type)
+        if view.suffix
     )
 
 
 def _describe(error: BaseException) -> str:
     text = str(error) or type(error).__name__
-    if type(error).__name__ == "EndOfFile":
+    if type(error).__name__ == "EndOfFile" or isinstance(error, struct.error):
         text = "record cut off at the end of the file"
     return text
 

@@ -19,6 +19,15 @@ _JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 _DOC_KEYS = frozenset({"title", "description", "$schema", "default"})
 
 
+def encode_hook(value: Any) -> Any:
+    """msgspec ``enc_hook``: numpy scalars (which producers sometimes leave in float fields)
+    are written as the plain Python numbers they hold."""
+    item = getattr(value, "item", None)
+    if item is not None and getattr(value, "shape", None) == ():
+        return item()
+    raise NotImplementedError(f"cannot encode objects of type {type(value).__name__}")
+
+
 def schema_name(msg_type: type) -> str:
     """The MCAP schema name of a message type, e.g. ``drivestack.EgoState``."""
     return SCHEMA_PREFIX + msg_type.__name__
@@ -61,7 +70,9 @@ def schema_differences(recorded: dict[str, Any], declared: dict[str, Any]) -> li
             continue
         old_props, new_props = old.get("properties", {}), new.get("properties", {})
         fields = sorted(
-            key for key in set(old_props) | set(new_props) if old_props.get(key) != new_props.get(key)
+            key
+            for key in set(old_props) | set(new_props)
+            if old_props.get(key) != new_props.get(key)
         )
         differences.append(f"{name}: fields {', '.join(fields)}" if fields else f"{name}: differs")
     if not differences and structure(recorded) != structure(declared):

@@ -12,6 +12,10 @@ from dataclasses import dataclass
 import msgspec
 
 from bus.messages import DrivingAction, EgoState, LaneGeometry, ObjectList
+from bus.messages.camera import CameraInfo, FrameLabels, Image
+from bus.messages.mapping import LocalizerFix, PoseEstimate
+from bus.messages.perception import Detections2D, SignList
+from bus.messages.world import StaticWorld
 
 CONTROL_RATE = "control"
 """Marker for topics published once per control step."""
@@ -47,6 +51,26 @@ _SPECS = (
     TopicSpec("/sim/objects", ObjectList, CONTROL_RATE, description="ground-truth road users"),
     TopicSpec("/sim/lanes", LaneGeometry, CONTROL_RATE, description="lanes around the ego"),
     TopicSpec("/planning/action", DrivingAction, CONTROL_RATE, description="meta-action to apply"),
+    TopicSpec("/sim/static", StaticWorld, None, latched=True,
+              description="signs and landmarks of the episode, map frame"),
+    # TODO(#5): record the camera compressed (a JPEG message type); raw rgb8 frames would make
+    # recordings ~0.7 MB per control step, and the labelled MP4 already keeps the pictures.
+    TopicSpec("/camera/image", Image, CONTROL_RATE, recorded=False,
+              description="front camera, rgb8"),
+    TopicSpec("/camera/info", CameraInfo, None, latched=True,
+              description="front camera intrinsics and ego-to-camera transform"),
+    TopicSpec("/camera/truth", FrameLabels, CONTROL_RATE,
+              description="exact 2-D boxes and lane lines of each camera frame"),
+    TopicSpec("/perception/detections", Detections2D, CONTROL_RATE,
+              description="2-D detections of each camera image, with track ids"),
+    TopicSpec("/perception/objects", ObjectList, CONTROL_RATE,
+              description="tracked road users from the camera, ego frame"),
+    TopicSpec("/perception/signs", SignList, CONTROL_RATE,
+              description="classified traffic signs, speed limits"),
+    TopicSpec("/mapping/fix", LocalizerFix, None,
+              description="landmark localizer pose fix, one per camera frame with a solution"),
+    TopicSpec("/mapping/pose", PoseEstimate, CONTROL_RATE,
+              description="fused ego pose with covariance, map frame"),
 )
 
 TOPICS: dict[str, TopicSpec] = {spec.name: spec for spec in _SPECS}

@@ -65,8 +65,10 @@ def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     return intersection / np.maximum(union, 1e-9)
 
 
-def class_nms(detections: Detections, iou_threshold: float = NMS_IOU) -> Detections:
-    """Per-class non-maximum suppression, highest scores first (OpenCV's NMSBoxesBatched)."""
+def class_nms(detections: Detections, iou_threshold: float = NMS_IOU,
+              agnostic: bool = False) -> Detections:
+    """Non-maximum suppression, highest scores first (OpenCV's NMSBoxesBatched), per class
+    or, with ``agnostic``, across classes (one box per object: a car is not also a truck)."""
     import cv2
 
     if len(detections) == 0:
@@ -84,9 +86,12 @@ def class_nms(detections: Detections, iou_threshold: float = NMS_IOU) -> Detecti
     return detections.select(np.sort(keep))
 
 
-def load_detector(weights: str | os.PathLike, conf: float = DEFAULT_CONF) -> Detector:
+def load_detector(weights: str | os.PathLike, conf: float = DEFAULT_CONF,
+                  trust: bool = False) -> Detector:
     """A detector for a weights file: ``.onnx`` (a COCO YOLOX or FastestDet export) or an
     ultralytics ``.pt``.
+
+    :param trust: allow pickled ultralytics checkpoints, which run code when loaded.
 
     :raises OSError: when the file is missing or unreadable.
     :raises ValueError: when the file is not weights of a supported kind.
@@ -102,7 +107,7 @@ def load_detector(weights: str | os.PathLike, conf: float = DEFAULT_CONF) -> Det
     if suffix == ".pt":
         from perception.yolo_detector import YoloDetector
 
-        return YoloDetector(path, conf=conf)
+        return YoloDetector(path, conf=conf, trust=trust)
     raise ValueError(
         f"weights {str(path)!r}: unsupported kind {suffix or '(no extension)'!r}; "
         "expected an ONNX COCO detector (.onnx) or an ultralytics YOLO checkpoint (.pt)"

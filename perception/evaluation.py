@@ -31,8 +31,9 @@ RECALL_POINTS = np.linspace(0.0, 1.0, 101)
 class ClassMetrics(NamedTuple):
     """Metrics of one class; None where the class has no ground truth.
 
-    precision and recall are at IoU 0.5 over all detections given (their score threshold
-    is the detector's).
+    ``precision``, ``recall`` and ``true_positives`` are at IoU 0.5 and at the score
+    threshold that maximises F1 (``f1_threshold``), as ultralytics reports them;
+    ``detections`` counts all detections given (not in ignore regions).
     """
 
     name: str
@@ -41,6 +42,7 @@ class ClassMetrics(NamedTuple):
     true_positives: int
     precision: float | None
     recall: float | None
+    f1_threshold: float | None
     ap50: float | None
     ap50_95: float | None
 
@@ -65,12 +67,13 @@ def coco_categories(class_names: tuple[str, ...] = BOX_CLASS_NAMES) -> list[dict
 
 
 def coco_ground_truth(labels: list[BoxLabels], sizes_wh: list[tuple[int, int]],
-                      file_names: list[str],
+                      file_names: list[str], image_ids: list[int] | None = None,
                       class_names: tuple[str, ...] = BOX_CLASS_NAMES) -> dict[str, Any]:
-    """A COCO ground-truth dictionary; image ids are frame indices."""
+    """A COCO ground-truth dictionary; image ids default to list positions."""
     images, annotations = [], []
-    for index, (frame_labels, (width, height), name) in enumerate(
-            zip(labels, sizes_wh, file_names, strict=True)):
+    image_ids = list(range(len(labels))) if image_ids is None else image_ids
+    for index, frame_labels, (width, height), name in zip(
+            image_ids, labels, sizes_wh, file_names, strict=True):
         images.append({"id": index, "file_name": name, "width": width, "height": height})
         for box, cls in zip(frame_labels.boxes_xyxy, frame_labels.class_ids, strict=True):
             x1, y1, x2, y2 = (float(v) for v in box)
@@ -88,10 +91,12 @@ def coco_ground_truth(labels: list[BoxLabels], sizes_wh: list[tuple[int, int]],
             "categories": coco_categories(class_names)}
 
 
-def coco_results(detections: list[Detections]) -> list[dict[str, Any]]:
-    """COCO results list (``image_id`` = frame index, ``bbox`` xywh pixels)."""
+def coco_results(detections: list[Detections],
+                 image_ids: list[int] | None = None) -> list[dict[str, Any]]:
+    """COCO results list (``bbox`` xywh pixels); image ids default to list positions."""
     results = []
-    for index, frame in enumerate(detections):
+    image_ids = list(range(len(detections))) if image_ids is None else image_ids
+    for index, frame in zip(image_ids, detections, strict=True):
         for box, score, cls in zip(frame.boxes_xyxy, frame.scores, frame.class_ids, strict=True):
             x1, y1, x2, y2 = (round(float(v), 2) for v in box)
             results.append({"image_id": index, "category_id": coco_category_id(cls),
@@ -130,20 +135,23 @@ def _empty_results(coco_gt):
 def _extract(evaluator, categories: list[dict[str, Any]]) -> Evaluation:
     # precision: [IoU thresholds, recall points, categories, area ranges, max dets]
     precision = evaluator.eval["precision"][:, :, :, 0, -1]
-    counts = _match_counts(evaluator)
+    all_matches = _matches(evaluator)
     classes, curves = [], {}
     for k, category in enumerate(categories):
-        gt, dets, tp = counts[category["id"]]
+        matches = all_matches[category["id"]]
+        point = best_f1_point(matches)
         per_iou = precision[:, :, k]
-        has_gt = gt > 0
+        has_gt = matches.ground_truth > 0
         ap50 = _mean_valid(per_iou[IOU_50_INDEX]) if has_gt else None
         ap50_95 = _mean_valid(per_iou) if has_gt else None
         if has_gt:
             curves[category["name"]] = np.clip(per_iou[IOU_50_INDEX], 0, None)
         classes.append(ClassMetrics(
-            name=category["name"], ground_truth=gt, detections=dets, true_positives=tp,
-            precision=(tp / dets if dets else 0.0) if has_gt else None,
-            recall=tp / gt if has_gt else None, ap50=ap50, ap50_95=ap50_95))
+            name=category["name"], ground_truth=matches.ground_truth,
+            detections=int(matches.scores.size), true_positives=point.true_positives,
+            precision=point.precision if has_gt else None,
+            recall=point.recall if has_gt else None, f1_threshold=point.threshold,
+            ap50=ap50, ap50_95=ap50_95))
     valid = [c for c in classes if c.ap50 is not None]
     return Evaluation(
         classes=classes,
@@ -158,21 +166,54 @@ def _mean_valid(values: np.ndarray) -> float:
     return float(valid.mean()) if valid.size else 0.0
 
 
-def _match_counts(evaluator) -> dict[int, tuple[int, int, int]]:
-    """category id -> (ground truth, detections, true positives at IoU 0.5), ignoring crowd
-    regions and the detections matched to them, over the 'all' area range."""
-    counts: dict[int, list[int]] = {c: [0, 0, 0] for c in evaluator.params.catIds}
+class _Matches(NamedTuple):
+    ground_truth: int
+    scores: np.ndarray
+    true_positive: np.ndarray
+
+
+def _matches(evaluator) -> dict[int, _Matches]:
+    """category id -> non-ignored ground truth count and the scores and IoU-0.5 match flags
+    of its non-ignored detections (crowd regions and what they absorb left out), over the
+    'all' area range."""
+    collected: dict[int, list] = {c: [0, [], []] for c in evaluator.params.catIds}
     all_area = evaluator.params.areaRng[0]
     for image_eval in evaluator.evalImgs:
         if image_eval is None or image_eval["aRng"] != all_area:
             continue
-        entry = counts[image_eval["category_id"]]
+        entry = collected[image_eval["category_id"]]
         entry[0] += int(np.sum(~np.asarray(image_eval["gtIgnore"], bool)))
         kept = ~np.asarray(image_eval["dtIgnore"][IOU_50_INDEX], bool)
         matched = np.asarray(image_eval["dtMatches"][IOU_50_INDEX]) > 0
-        entry[1] += int(np.sum(kept))
-        entry[2] += int(np.sum(kept & matched))
-    return {c: (v[0], v[1], v[2]) for c, v in counts.items()}
+        entry[1].append(np.asarray(image_eval["dtScores"])[kept])
+        entry[2].append(matched[kept])
+    return {
+        c: _Matches(gt, np.concatenate(scores) if scores else np.zeros(0),
+                    np.concatenate(flags) if flags else np.zeros(0, bool))
+        for c, (gt, scores, flags) in collected.items()
+    }
+
+
+class OperatingPoint(NamedTuple):
+    """Precision and recall at the score threshold that maximises F1."""
+
+    threshold: float | None
+    precision: float
+    recall: float
+    true_positives: int
+
+
+def best_f1_point(matches: _Matches) -> OperatingPoint:
+    if matches.ground_truth == 0 or matches.scores.size == 0:
+        return OperatingPoint(None, 0.0, 0.0, 0)
+    order = np.argsort(-matches.scores, kind="stable")
+    true_positives = np.cumsum(matches.true_positive[order])
+    precision = true_positives / np.arange(1, order.size + 1)
+    recall = true_positives / matches.ground_truth
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    best = int(np.argmax(f1))
+    return OperatingPoint(float(matches.scores[order][best]), float(precision[best]),
+                          float(recall[best]), int(true_positives[best]))
 
 
 def plot_pr_curves(evaluation: Evaluation, path, title: str) -> None:

@@ -373,13 +373,16 @@ def _load_json(path: Path):
         raise LabelFormatError(f"{path}: not valid JSON ({error})") from None
 
 
-def match_frames(labels: LabelSet, frame_names: list[str]) -> dict[int, LabelFile]:
+def match_frames(
+    labels: LabelSet, frame_names: list[str], strict: bool = True
+) -> dict[int, LabelFile]:
     """Frame index -> labels, matching a label key to a frame name exactly, else by the
     trailing number of both (``000012.txt`` labels frame ``frame_12``, or frame 12 of a
     video, whose frames are named by index).
 
-    :raises LabelFormatError: naming the label files that match no frame, or when no
-        label matches any frame.
+    :param strict: raise for label files that match no frame; when False they are left
+        out (a run stopped early has read only some frames).
+    :raises LabelFormatError: naming the label files that match no frame.
     """
     by_name = {name: index for index, name in enumerate(frame_names)}
     by_number: dict[int, int] = {}
@@ -398,7 +401,7 @@ def match_frames(labels: LabelSet, frame_names: list[str]) -> dict[int, LabelFil
             unmatched.append(label_file.source)
         else:
             matched[index] = label_file
-    if unmatched:
+    if unmatched and strict:
         shown = ", ".join(unmatched[:3]) + (
             f" and {len(unmatched) - 3} more" if len(unmatched) > 3 else ""
         )

@@ -180,7 +180,8 @@ def _sigmoid(values: np.ndarray) -> np.ndarray:
 
 
 def _select(candidates: Candidates, conf: float) -> Detections:
-    """Best of our mapped classes per cell, score threshold, per-class NMS."""
+    """Best of our mapped classes per cell, score threshold, class-agnostic NMS (COCO
+    models often see one vehicle as both car and truck)."""
     kept_scores = candidates.class_scores[:, _KEPT_COCO]
     best = kept_scores.argmax(axis=1)
     scores = kept_scores[np.arange(len(best)), best]
@@ -190,4 +191,4 @@ def _select(candidates: Candidates, conf: float) -> Detections:
         scores[mask].astype(np.float32),
         _KEPT_TO_OURS[best[mask]],
     )
-    return class_nms(detections)
+    return class_nms(detections, agnostic=True)

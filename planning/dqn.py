@@ -45,15 +45,21 @@ class NetworkSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "input_size": self.input_size, "hidden_sizes": list(self.hidden_sizes),
-            "n_actions": self.n_actions, "activation": self.activation,
+            "input_size": self.input_size,
+            "hidden_sizes": list(self.hidden_sizes),
+            "n_actions": self.n_actions,
+            "activation": self.activation,
         }
 
     @classmethod
     def from_dict(cls, data: Any, source: Path) -> NetworkSpec:
         try:
-            spec = cls(int(data["input_size"]), tuple(int(h) for h in data["hidden_sizes"]),
-                       int(data["n_actions"]), str(data.get("activation", "relu")))
+            spec = cls(
+                int(data["input_size"]),
+                tuple(int(h) for h in data["hidden_sizes"]),
+                int(data["n_actions"]),
+                str(data.get("activation", "relu")),
+            )
         except (KeyError, TypeError, ValueError) as error:
             raise PolicyFileError(f"{source}: bad 'network' entry ({error!r})") from None
         if spec.activation not in _ACTIVATIONS:
@@ -149,9 +155,15 @@ class DQNPlanner:
         lanes: LaneGeometry | None = inputs.get("/sim/lanes")
         header = Header(stamp_ns=ego.header.stamp_ns, frame_id="ego")
         if objects is None or lanes is None:
-            return {"/planning/action": DrivingAction(
-                header=header, action=MetaAction.SLOWER, planner=self.name, fallback=True,
-                reason="inputs missing")}
+            return {
+                "/planning/action": DrivingAction(
+                    header=header,
+                    action=MetaAction.SLOWER,
+                    planner=self.name,
+                    fallback=True,
+                    reason="inputs missing",
+                )
+            }
         observation = kinematics_from_bus(ego, objects, lanes, self.policy.observation)
         action = MetaAction(self.policy.act(observation))
         return {"/planning/action": DrivingAction(header=header, action=action, planner=self.name)}

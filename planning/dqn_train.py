@@ -62,7 +62,7 @@ class DQNHyperparameters:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything a DQN run depends on; saved as ``OUT/config.json`` and loadable with ``--config``."""
+    """Everything a DQN run depends on; saved as ``OUT/config.json``, loadable with ``--config``."""
 
     env_id: str = "highway-fast-v0"
     env_config: dict[str, Any] = field(default_factory=dict)
@@ -181,20 +181,26 @@ def make_vec_env(config: TrainConfig, n_envs: int, shaped: bool, seed: int):
 
 def build_model(config: TrainConfig, env, tensorboard_dir: Path | None):
     hyper = config.hyper
-    model_class = _double_dqn_class() if hyper.double_q else __import__(
-        "stable_baselines3").DQN
+    model_class = _double_dqn_class() if hyper.double_q else __import__("stable_baselines3").DQN
     return model_class(
-        "MlpPolicy", env,
-        learning_rate=hyper.learning_rate, buffer_size=hyper.buffer_size,
-        learning_starts=hyper.learning_starts, batch_size=hyper.batch_size, gamma=hyper.gamma,
-        train_freq=hyper.train_freq, gradient_steps=hyper.gradient_steps,
+        "MlpPolicy",
+        env,
+        learning_rate=hyper.learning_rate,
+        buffer_size=hyper.buffer_size,
+        learning_starts=hyper.learning_starts,
+        batch_size=hyper.batch_size,
+        gamma=hyper.gamma,
+        train_freq=hyper.train_freq,
+        gradient_steps=hyper.gradient_steps,
         target_update_interval=hyper.target_update_interval,
         exploration_fraction=hyper.exploration_fraction,
         exploration_initial_eps=hyper.exploration_initial_eps,
         exploration_final_eps=hyper.exploration_final_eps,
         policy_kwargs={"net_arch": list(hyper.hidden_sizes)},
         tensorboard_log=str(tensorboard_dir) if tensorboard_dir else None,
-        seed=config.seed, device="cpu", verbose=0,
+        seed=config.seed,
+        device="cpu",
+        verbose=0,
     )
 
 
@@ -203,10 +209,15 @@ def load_checkpoint(config: TrainConfig, env, out: Path, tensorboard_dir: Path |
     model_path = out / CHECKPOINT_DIR / LATEST_MODEL
     if not model_path.is_file():
         raise OSError(f"cannot resume: {model_path} does not exist (no checkpoint was written)")
-    model_class = _double_dqn_class() if config.hyper.double_q else __import__(
-        "stable_baselines3").DQN
-    model = model_class.load(model_path, env=env, device="cpu",
-                             tensorboard_log=str(tensorboard_dir) if tensorboard_dir else None)
+    model_class = (
+        _double_dqn_class() if config.hyper.double_q else __import__("stable_baselines3").DQN
+    )
+    model = model_class.load(
+        model_path,
+        env=env,
+        device="cpu",
+        tensorboard_log=str(tensorboard_dir) if tensorboard_dir else None,
+    )
     buffer_path = out / CHECKPOINT_DIR / LATEST_BUFFER
     if buffer_path.is_file():
         model.load_replay_buffer(buffer_path)
@@ -228,7 +239,9 @@ def save_checkpoint(model, out: Path) -> None:
     write_json(directory / "state.json", {"num_timesteps": int(model.num_timesteps)})
 
 
-def export_policy(model, config: TrainConfig, path: Path, extra: dict[str, Any] | None = None) -> Path:
+def export_policy(
+    model, config: TrainConfig, path: Path, extra: dict[str, Any] | None = None
+) -> Path:
     """Save the model's Q-network in the safe format (``.pt`` + ``.json``)."""
     spec = NetworkSpec(
         input_size=int(np.prod(config.observation.shape)),
@@ -262,17 +275,24 @@ def _callbacks(config: TrainConfig, out: Path, progress: bool):
         def _on_training_start(self) -> None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=config.steps, initial=self.model.num_timesteps, unit="step",
-                            desc=f"dqn {config.env_id} seed {config.seed}", disable=not progress,
-                            dynamic_ncols=True)
+            self.bar = tqdm(
+                total=config.steps,
+                initial=self.model.num_timesteps,
+                unit="step",
+                desc=f"dqn {config.env_id} seed {config.seed}",
+                disable=not progress,
+                dynamic_ncols=True,
+            )
 
         def _on_step(self) -> bool:
             self.bar.n = self.model.num_timesteps
             if self.n_calls % 50 == 0:
                 buffer = self.model.ep_info_buffer
                 if buffer:
-                    self.bar.set_postfix(ret=f"{np.mean([e['r'] for e in buffer]):.1f}",
-                                         eps=f"{self.model.exploration_rate:.2f}")
+                    self.bar.set_postfix(
+                        ret=f"{np.mean([e['r'] for e in buffer]):.1f}",
+                        eps=f"{self.model.exploration_rate:.2f}",
+                    )
                 self.bar.refresh()
             return True
 
@@ -289,17 +309,35 @@ def _callbacks(config: TrainConfig, out: Path, progress: bool):
     class ExportBest(BaseCallback):
         def _on_step(self) -> bool:
             reward = float(self.parent.best_mean_reward)
-            export_policy(self.model, config, out / "best_policy.pt",
-                          {"eval_mean_return": reward, "selected_at_step": int(self.model.num_timesteps)})
+            export_policy(
+                self.model,
+                config,
+                out / "best_policy.pt",
+                {"eval_mean_return": reward, "selected_at_step": int(self.model.num_timesteps)},
+            )
             return True
 
     eval_env = make_vec_env(config, 1, shaped=False, seed=config.seed + 10_000)
     evaluation = EvalCallback(
-        eval_env, callback_on_new_best=ExportBest(), n_eval_episodes=config.eval_episodes,
-        eval_freq=max(config.eval_freq // config.n_envs, 1), log_path=str(out / "eval"),
-        best_model_save_path=str(out / "best"), deterministic=True, verbose=0,
+        eval_env,
+        callback_on_new_best=ExportBest(),
+        n_eval_episodes=config.eval_episodes,
+        eval_freq=max(config.eval_freq // config.n_envs, 1),
+        log_path=str(out / "eval"),
+        best_model_save_path=str(out / "best"),
+        deterministic=True,
+        verbose=0,
     )
     return CallbackList([Progress(), Checkpoint(), evaluation]), eval_env
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (subprocess envs) [s]."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def train_dqn(config: TrainConfig, out: Path, resume: bool = False, progress: bool = True) -> dict:
@@ -317,32 +355,47 @@ def train_dqn(config: TrainConfig, out: Path, resume: bool = False, progress: bo
     write_json(out / "config.json", config.to_dict())
     env = make_vec_env(config, config.n_envs, shaped=True, seed=config.seed)
     tensorboard_dir = out / "tb"
-    model = (load_checkpoint(config, env, out, tensorboard_dir) if resume
-             else build_model(config, env, tensorboard_dir))
+    model = (
+        load_checkpoint(config, env, out, tensorboard_dir)
+        if resume
+        else build_model(config, env, tensorboard_dir)
+    )
     start_steps = int(model.num_timesteps)
     remaining = config.steps - start_steps
     callbacks, eval_env = _callbacks(config, out, progress)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), _cpu_seconds()
     interrupted = False
     try:
         if remaining > 0:
-            model.learn(total_timesteps=remaining, callback=callbacks, reset_num_timesteps=not resume,
-                        tb_log_name="dqn")
+            model.learn(
+                total_timesteps=remaining,
+                callback=callbacks,
+                reset_num_timesteps=not resume,
+                tb_log_name="dqn",
+            )
     except KeyboardInterrupt:
         interrupted = True
         logger.warning("interrupted at step %d: saving a checkpoint", model.num_timesteps)
     finally:
         wall_s = time.perf_counter() - started
+        cpu_s = _cpu_seconds() - cpu_started
         save_checkpoint(model, out)
         export_policy(model, config, out / "policy.pt")
         env.close()
         eval_env.close()
 
     summary = {
-        "algo": "dqn", "env": config.env_id, "seed": config.seed,
-        "start_steps": start_steps, "steps": int(model.num_timesteps), "target_steps": config.steps,
-        "wall_s": wall_s, "steps_per_s": (model.num_timesteps - start_steps) / max(wall_s, 1e-9),
-        "interrupted": interrupted, "resumed": resume,
+        "algo": "dqn",
+        "env": config.env_id,
+        "seed": config.seed,
+        "start_steps": start_steps,
+        "steps": int(model.num_timesteps),
+        "target_steps": config.steps,
+        "wall_s": wall_s,
+        "cpu_s": cpu_s,
+        "steps_per_s": (model.num_timesteps - start_steps) / max(wall_s, 1e-9),
+        "interrupted": interrupted,
+        "resumed": resume,
         "policy": str(out / "policy.pt"),
         "best_policy": str(out / "best_policy.pt") if (out / "best_policy.pt").exists() else None,
     }

@@ -36,4 +36,32 @@ def _rule(argument: str | None) -> Node:
     return RulePlanner()
 
 
+def _dqn(argument: str | None) -> Node:
+    from planning.dqn import DQNPlanner, DQNPolicy, shipped_policy_path
+
+    return DQNPlanner(DQNPolicy.load(argument or shipped_policy_path()))
+
+
+def _qlearning(argument: str | None) -> Node:
+    from planning.qlearning import QLearningPlanner, QTablePolicy
+
+    if not argument:
+        raise ValueError("the qlearning planner needs a Q-table: use 'qlearning:PATH.npz'")
+    return QLearningPlanner(QTablePolicy.load(argument))
+
+
+def _random(argument: str | None) -> Node:
+    from planning.random_planner import RandomPlanner
+
+    try:
+        return RandomPlanner(seed=int(argument or 0))
+    except ValueError:
+        raise ValueError(
+            f"the random planner takes an integer seed ('random:SEED'), got {argument!r}"
+        ) from None
+
+
 register("rule", _rule)
+register("dqn", _dqn)
+register("qlearning", _qlearning)
+register("random", _random)

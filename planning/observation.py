@@ -95,7 +95,10 @@ class KinematicsConfig:
         extra = sorted(set(data) - allowed - {"type", "order"})
         if extra:
             raise ValueError(f"unknown observation setting(s) {extra}; allowed: {sorted(allowed)}")
-        if data.get("type", "Kinematics") != "Kinematics" or data.get("order", "sorted") != "sorted":
+        if (
+            data.get("type", "Kinematics") != "Kinematics"
+            or data.get("order", "sorted") != "sorted"
+        ):
             raise ValueError("only the sorted Kinematics observation is supported")
         kwargs = {k: v for k, v in data.items() if k in allowed}
         if "features" in kwargs:
@@ -105,12 +108,20 @@ class KinematicsConfig:
 
 def _vehicle_row(x: float, y: float, vx: float, vy: float, heading: float) -> dict[str, float]:
     return {
-        "presence": 1.0, "x": x, "y": y, "vx": vx, "vy": vy,
-        "cos_h": math.cos(heading), "sin_h": math.sin(heading), "heading": heading,
+        "presence": 1.0,
+        "x": x,
+        "y": y,
+        "vx": vx,
+        "vy": vy,
+        "cos_h": math.cos(heading),
+        "sin_h": math.sin(heading),
+        "heading": heading,
     }
 
 
-def _longitudinal_positions(ego: EgoState, objects_xy: np.ndarray, lanes: LaneGeometry) -> np.ndarray:
+def _longitudinal_positions(
+    ego: EgoState, objects_xy: np.ndarray, lanes: LaneGeometry
+) -> np.ndarray:
     """Arc length along the ego lane of each point (last row is the ego) [m]."""
     lane = next((lane for lane in lanes.lanes if lane.lane_index == ego.lane_index), None)
     if lane is not None and len(lane.centerline) >= 2:
@@ -136,21 +147,29 @@ def kinematics_from_bus(
     # Ego in highway-env's axes (y and heading mirrored).
     heading = -ego.pose.yaw
     ego_row = _vehicle_row(
-        ego.pose.x, -ego.pose.y, ego.speed_mps * math.cos(heading),
-        ego.speed_mps * math.sin(heading), heading,
+        ego.pose.x,
+        -ego.pose.y,
+        ego.speed_mps * math.cos(heading),
+        ego.speed_mps * math.sin(heading),
+        heading,
     )
     rows = [ego_row]
 
     # Visible objects: within perception distance, not too far behind, closest first.
     candidates = [
-        o for o in objects.objects
+        o
+        for o in objects.objects
         if math.hypot(o.pose.x - ego.pose.x, o.pose.y - ego.pose.y) < PERCEPTION_DISTANCE_M
     ]
     if candidates:
         points = np.array([[o.pose.x, o.pose.y] for o in candidates] + [[ego.pose.x, ego.pose.y]])
         s = _longitudinal_positions(ego, points, lanes)
         lane_distance = s[:-1] - s[-1]
-        keep = [i for i in range(len(candidates)) if config.see_behind or lane_distance[i] > BEHIND_LIMIT_M]
+        keep = [
+            i
+            for i in range(len(candidates))
+            if config.see_behind or lane_distance[i] > BEHIND_LIMIT_M
+        ]
         keep.sort(key=lambda i: abs(lane_distance[i]))  # stable, like highway-env's sorted()
         for i in keep[: config.vehicles_count - 1]:
             obj = candidates[i]

@@ -39,7 +39,7 @@ def policy_paths(path: str | Path) -> tuple[Path, Path]:
 
 
 def save_dqn_policy(path: str | Path, state_dict: dict[str, Any], metadata: dict[str, Any]) -> Path:
-    """Write ``NAME.pt`` (tensors) and ``NAME.json`` (metadata), each atomically; returns the .pt."""
+    """Write ``NAME.pt`` (tensors) and ``NAME.json`` (metadata), each atomically; returns .pt."""
     import torch
 
     weights_path, meta_path = policy_paths(path)
@@ -64,14 +64,18 @@ def read_metadata(meta_path: Path, algo: str) -> dict[str, Any]:
 
 def check_metadata(metadata: Any, source: Path, algo: str) -> dict[str, Any]:
     if not isinstance(metadata, dict) or metadata.get("format") != POLICY_FORMAT:
-        raise PolicyFileError(f"{source}: not a drivestack policy (no format={POLICY_FORMAT!r} field)")
+        raise PolicyFileError(
+            f"{source}: not a drivestack policy (no format={POLICY_FORMAT!r} field)"
+        )
     if metadata.get("version") != POLICY_VERSION:
         raise PolicyFileError(
             f"{source}: policy format version {metadata.get('version')!r} is not supported "
             f"(expected {POLICY_VERSION})"
         )
     if metadata.get("algo") != algo:
-        raise PolicyFileError(f"{source}: holds a {metadata.get('algo')!r} policy, expected {algo!r}")
+        raise PolicyFileError(
+            f"{source}: holds a {metadata.get('algo')!r} policy, expected {algo!r}"
+        )
     return metadata
 
 
@@ -100,7 +104,9 @@ def load_dqn_files(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return state_dict, metadata
 
 
-def save_npz_policy(path: str | Path, arrays: dict[str, np.ndarray], metadata: dict[str, Any]) -> Path:
+def save_npz_policy(
+    path: str | Path, arrays: dict[str, np.ndarray], metadata: dict[str, Any]
+) -> Path:
     """Write a ``.npz`` of arrays plus the metadata as a JSON string, atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

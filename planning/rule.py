@@ -67,17 +67,26 @@ class RulePlanner:
         lanes: LaneGeometry | None = inputs.get("/sim/lanes")
         header = Header(stamp_ns=ego.header.stamp_ns, frame_id="ego")
         # Fallback: keep the lane and slow down when an input is dead (absent) or invalid.
-        unhealthy = [topic for topic, message in (
-            ("/sim/ego", ego), (self.config.objects_topic, objects), ("/sim/lanes", lanes))
-            if message is None or not message.header.valid]
+        unhealthy = [
+            topic
+            for topic, message in (
+                ("/sim/ego", ego),
+                (self.config.objects_topic, objects),
+                ("/sim/lanes", lanes),
+            )
+            if message is None or not message.header.valid
+        ]
         if unhealthy:
             reason = "inputs missing or invalid: " + ", ".join(unhealthy)
             return {"/planning/action": self._message(header, MetaAction.SLOWER, reason, True)}
 
+        assert objects is not None and lanes is not None
         action, reason = self.decide(build_scene(ego, objects, lanes))
         return {"/planning/action": self._message(header, action, reason, False)}
 
-    def _message(self, header: Header, action: MetaAction, reason: str, fallback: bool) -> DrivingAction:
+    def _message(
+        self, header: Header, action: MetaAction, reason: str, fallback: bool
+    ) -> DrivingAction:
         return DrivingAction(
             header=header, action=action, planner=self.name, fallback=fallback, reason=reason
         )
@@ -90,17 +99,25 @@ class RulePlanner:
 
         # Finish a lane change under way before deciding anything lateral.
         if ego.target_lane_index != ego.lane_index:
-            return (MetaAction.SLOWER, "closing in during lane change") if danger else (
-                MetaAction.IDLE, "changing lane")
+            return (
+                (MetaAction.SLOWER, "closing in during lane change")
+                if danger
+                else (MetaAction.IDLE, "changing lane")
+            )
 
         # Pass a slow lead when an adjacent lane is safe and better.
-        if lead is not None and lead.gap_m < self.config.look_ahead_m and (
-            lead.speed_mps < self.config.desired_speed_mps - self.config.pass_speed_margin_mps
+        if (
+            lead is not None
+            and lead.gap_m < self.config.look_ahead_m
+            and (lead.speed_mps < self.config.desired_speed_mps - self.config.pass_speed_margin_mps)
         ):
             side = self._best_pass_side(scene, lead.speed_mps)
             if side is not None:
-                return (MetaAction.LANE_LEFT, "pass on the left") if side == LEFT else (
-                    MetaAction.LANE_RIGHT, "pass on the right")
+                return (
+                    (MetaAction.LANE_LEFT, "pass on the left")
+                    if side == LEFT
+                    else (MetaAction.LANE_RIGHT, "pass on the right")
+                )
 
         if danger:
             return MetaAction.SLOWER, "keep time gap to lead"
@@ -108,7 +125,9 @@ class RulePlanner:
         if self.config.keep_right and self._right_lane_free(scene):
             return MetaAction.LANE_RIGHT, "return to the right lane"
 
-        if ego.speed_mps < self.config.desired_speed_mps - 0.5 and self._room_to_accelerate(ego.speed_mps, lead):
+        if ego.speed_mps < self.config.desired_speed_mps - 0.5 and self._room_to_accelerate(
+            ego.speed_mps, lead
+        ):
             return MetaAction.FASTER, "free road"
         return MetaAction.IDLE, "keep lane and speed"
 
@@ -173,7 +192,11 @@ class RulePlanner:
         if not self._lane_safe(scene, RIGHT):
             return False
         lead = scene.lead(RIGHT)
-        return lead is None or lead.gap_m > self.config.look_ahead_m or (
-            lead.speed_mps >= self.config.desired_speed_mps - self.config.pass_speed_margin_mps
-            and lead.gap_m > 2 * self._safe_gap_m(scene.ego.speed_mps)
+        return (
+            lead is None
+            or lead.gap_m > self.config.look_ahead_m
+            or (
+                lead.speed_mps >= self.config.desired_speed_mps - self.config.pass_speed_margin_mps
+                and lead.gap_m > 2 * self._safe_gap_m(scene.ego.speed_mps)
+            )
         )

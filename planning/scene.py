@@ -14,7 +14,9 @@ import numpy as np
 from bus.messages import EgoState, Lane, LaneGeometry, ObjectList
 
 
-def project_onto_polyline(points_xy: np.ndarray, polyline_xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def project_onto_polyline(
+    points_xy: np.ndarray, polyline_xy: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Arc length and signed lateral offset of points relative to a polyline.
 
     :param points_xy: (M, 2) points [m].
@@ -64,7 +66,9 @@ class Scene:
     neighbours: tuple[Neighbour, ...]
 
     def lead(self, relative_lane: int) -> Neighbour | None:
-        ahead = [n for n in self.neighbours if n.relative_lane == relative_lane and n.gap_m >= -1e-6]
+        ahead = [
+            n for n in self.neighbours if n.relative_lane == relative_lane and n.gap_m >= -1e-6
+        ]
         return min(ahead, key=lambda n: n.gap_m, default=None)
 
     def follower(self, relative_lane: int) -> Neighbour | None:
@@ -85,7 +89,9 @@ def build_scene(ego: EgoState, objects: ObjectList, lanes: LaneGeometry) -> Scen
     if not objects.objects:
         return Scene(ego, ego_lane, lane_by_index, ())
 
-    positions = np.array([[o.pose.x, o.pose.y] for o in objects.objects] + [[ego.pose.x, ego.pose.y]])
+    positions = np.array(
+        [[o.pose.x, o.pose.y] for o in objects.objects] + [[ego.pose.x, ego.pose.y]]
+    )
     if ego_lane is not None and len(ego_lane.centerline) >= 2:
         s, d = project_onto_polyline(positions, np.asarray(ego_lane.centerline, dtype=float))
         width = ego_lane.width_m

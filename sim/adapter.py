@@ -137,8 +137,10 @@ class WorldReader:
 
         lanes = []
         for lane_id, lane in enumerate(segment):
+            # On a fixed grid of s, so painted dashes drawn from the samples stay in place.
+            first_s = np.floor(max(0.0, ego_s - self.sampling.behind_m) / self.sampling.step_m)
             s_values = np.arange(
-                max(0.0, ego_s - self.sampling.behind_m),
+                first_s * self.sampling.step_m,
                 min(lane.length, ego_s + self.sampling.ahead_m) + 1e-6,
                 self.sampling.step_m,
             )

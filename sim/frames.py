@@ -46,4 +46,6 @@ def to_ego_frame(ego: Pose2D, pose: Pose2D) -> Pose2D:
 def rotate_to_ego(ego: Pose2D, vector: Vector2) -> Vector2:
     """Rotate a ``map``-frame vector into the ego's axes."""
     cos_yaw, sin_yaw = math.cos(ego.yaw), math.sin(ego.yaw)
-    return Vector2(cos_yaw * vector.x + sin_yaw * vector.y, -sin_yaw * vector.x + cos_yaw * vector.y)
+    return Vector2(
+        cos_yaw * vector.x + sin_yaw * vector.y, -sin_yaw * vector.x + cos_yaw * vector.y
+    )

@@ -43,9 +43,12 @@ class ClosedLoop:
         self.simulator = Simulator(sim_config, self.bus)
         self.planner = planner
         # planner None: it runs elsewhere (another process) and answers over a transport.
-        self.runner = NodeRunner(planner, self.bus, self.simulator.control_rate_hz) if planner else None
-        self.before_step: Callable[[int], None] | None = None
-        """Called with the current stamp before each step (lockstep with a remote planner)."""
+        self.runner = (
+            NodeRunner(planner, self.bus, self.simulator.control_rate_hz) if planner else None
+        )
+        self.await_action: Callable[[int], None] | None = None
+        """Called with the stamp of every state published, before the loop moves on: waits
+        for a remote planner's action on it (lockstep)."""
 
     def run_episode(
         self,
@@ -81,8 +84,8 @@ class ClosedLoop:
         episode_return, steps, lane_changes = 0.0, 0, 0
         target_lane = ego.target_lane_index
         while True:
-            if self.before_step:
-                self.before_step(self.simulator.stamp_ns)
+            if self.await_action:
+                self.await_action(self.simulator.stamp_ns)
             outcome = self.simulator.step()
             steps += 1
             episode_return += outcome.reward
@@ -96,6 +99,8 @@ class ClosedLoop:
             if on_step:
                 on_step(steps)
             if outcome.done:
+                if self.await_action:
+                    self.await_action(self.simulator.stamp_ns)
                 break
 
         wall = time.perf_counter() - start

@@ -12,12 +12,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from bus import Bus
-from bus.messages import DrivingAction, EgoState, MetaAction
+from bus.messages import DrivingAction, EgoState, Header, MetaAction
 from sim.adapter import LaneSampling, WorldReader
+from sim.camera import CameraConfig, CameraFrame, FrontCamera, RandomizationConfig, SceneInput
 from sim.envs import make_env
+from sim.frames import pose_from_highway
+from sim.world import World, WorldConfig
 
 logger = logging.getLogger(__name__)
 
@@ -32,12 +36,17 @@ class SimConfig:
     :param env_id: highway-env environment id.
     :param env_config: highway-env config overrides, e.g. ``{"lanes_count": 3}``.
     :param render: render top-down frames (needed for the video).
+    :param world: pedestrians, signs, landmarks and trucks added to highway-env's world.
+    :param camera: front camera to render and publish each control step (None: no camera).
     """
 
     env_id: str = "highway-fast-v0"
     env_config: Mapping[str, Any] = field(default_factory=dict)
     render: bool = False
     lanes: LaneSampling = field(default_factory=LaneSampling)
+    world: WorldConfig = field(default_factory=WorldConfig)
+    camera: CameraConfig | None = None
+    camera_randomization: RandomizationConfig = field(default_factory=RandomizationConfig)
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,16 @@ class Simulator:
         self._pub_ego = bus.publisher("/sim/ego")
         self._pub_objects = bus.publisher("/sim/objects")
         self._pub_lanes = bus.publisher("/sim/lanes")
+        self.world = World(config.world)
+        self.camera = (FrontCamera(config.camera, config.camera_randomization)
+                       if config.camera is not None else None)
+        self._pub_image = bus.publisher("/camera/image")
+        self._last_ego: EgoState | None = None
+        self.sim_frame_hook: Callable[[int], None] | None = None
+        """Called with the stamp [ns] of every simulation frame: the reset state, each
+        intermediate frame of a control step, and the step's final state (camera videos)."""
+        self._substeps = 0
+        _hook_intermediate_frames(self.env.unwrapped, self._on_intermediate_frame)
         self._pending: DrivingAction | None = None
         self.missing_actions = 0
         self.stamp_ns = 0
@@ -90,10 +109,18 @@ class Simulator:
         self.env.reset(seed=seed)
         if prepare is not None:
             prepare(self.env.unwrapped)
+        # A constructed scene keeps its vehicles as they are (no trucks).
+        static = self.world.reset(self.env, seed, make_trucks=prepare is None)
+        self.bus.publish("/sim/static", static)
+        if self.camera is not None:
+            self.bus.publish("/camera/info", self.camera.reset(seed))
         self.reader.reset()
         self._pending = None
         self.stamp_ns = 0
-        return self._publish_state()
+        ego = self._publish_state()
+        if self.sim_frame_hook is not None:
+            self.sim_frame_hook(self.stamp_ns)
+        return ego
 
     def step(self) -> StepOutcome:
         """Apply the latest action for one control step, then publish the new state."""
@@ -106,18 +133,50 @@ class Simulator:
             action = self._pending.action
         self._pending = None
 
+        self._substeps = 0
         _, reward, terminated, truncated, _ = self.env.step(int(action))
         self.stamp_ns += int(round(1e9 / self.control_rate_hz))
         ego = self._publish_state()
+        if self.sim_frame_hook is not None:
+            self.sim_frame_hook(self.stamp_ns)
         return StepOutcome(float(reward), bool(terminated), bool(truncated), ego, action)
 
     def _publish_state(self) -> EgoState:
         stamp = self.stamp_ns
         ego = self.reader.ego_state(stamp, self._pub_ego.seq())
-        self.bus.publish("/sim/lanes", self.reader.lanes(stamp, self._pub_lanes.seq()))
-        self.bus.publish("/sim/objects", self.reader.objects(stamp, ego, self._pub_objects.seq()))
+        lanes = self.reader.lanes(stamp, self._pub_lanes.seq())
+        self.bus.publish("/sim/lanes", lanes)
+        objects = self.world.with_pedestrians(
+            self.reader.objects(stamp, ego, self._pub_objects.seq()), ego, stamp / 1e9)
+        self.bus.publish("/sim/objects", objects)
+        self._last_ego = ego
+        if self.camera is not None:
+            frame = self.camera.render(SceneInput(ego, objects, lanes, self.world.static), stamp,
+                                       self._pub_image.seq())
+            self.bus.publish("/camera/image", frame.image)
+            self.bus.publish("/camera/truth", frame.labels)
         self.bus.publish("/sim/ego", ego)
         return ego
+
+    def _on_intermediate_frame(self) -> None:
+        self._substeps += 1
+        if self.sim_frame_hook is not None:
+            substep_ns = int(round(1e9 / self.simulation_rate_hz))
+            self.sim_frame_hook(self.stamp_ns + self._substeps * substep_ns)
+
+    def camera_frame(self, stamp_ns: int) -> CameraFrame:
+        """Render the camera on the current world state without publishing anything (for
+        intermediate simulation frames of a video)."""
+        if self.camera is None or self._last_ego is None:
+            raise RuntimeError("camera_frame needs SimConfig.camera and a reset simulator")
+        vehicle = self.env.unwrapped.vehicle
+        ego = msgspec.structs.replace(
+            self._last_ego, header=Header(stamp_ns=stamp_ns),
+            pose=pose_from_highway(vehicle.position, vehicle.heading))
+        objects = self.world.with_pedestrians(self.reader.objects(stamp_ns, ego), ego,
+                                              stamp_ns / 1e9)
+        scene = SceneInput(ego, objects, self.reader.lanes(stamp_ns), self.world.static)
+        return self.camera.render(scene, stamp_ns)
 
     def render(self) -> np.ndarray:
         """Top-down RGB frame, HxWx3 uint8."""
@@ -126,3 +185,14 @@ class Simulator:
     def close(self) -> None:
         self.env.close()
 
+
+def _hook_intermediate_frames(world, callback: Callable[[], None]) -> None:
+    """Make highway-env call ``callback`` after each intermediate simulation frame of a step
+    (its ``_automatic_rendering`` hook, which still renders top-down frames as before)."""
+    original = world._automatic_rendering
+
+    def automatic_rendering() -> None:
+        original()
+        callback()
+
+    world._automatic_rendering = automatic_rendering

@@ -39,8 +39,13 @@ class Mp4Writer:
         if self._writer is None:
             self._size = (width + width % 2, height + height % 2)
             self._writer = imageio_ffmpeg.write_frames(
-                str(self._tmp), self._size, fps=self.fps, codec="libx264",
-                pix_fmt_out="yuv420p", macro_block_size=1, quality=7,
+                str(self._tmp),
+                self._size,
+                fps=self.fps,
+                codec="libx264",
+                pix_fmt_out="yuv420p",
+                macro_block_size=1,
+                quality=7,
                 ffmpeg_log_level="error",
             )
             self._writer.send(None)
@@ -75,5 +80,7 @@ def draw_overlay(frame_rgb: np.ndarray, lines: list[str]) -> np.ndarray:
     banner = np.full((OVERLAY_ROW_PX * len(lines) + 4, frame_rgb.shape[1], 3), 24, np.uint8)
     for row, text in enumerate(lines):
         origin = (6, 15 + OVERLAY_ROW_PX * row)
-        cv2.putText(banner, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.putText(
+            banner, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA
+        )
     return np.vstack([banner, frame_rgb])

@@ -93,8 +93,8 @@ class World:
         self.static = StaticWorld(header=Header(stamp_ns=0))
         self._walkers: list[_Walker] = []
 
-    def reset(self, env, seed: int) -> StaticWorld:
-        """Generate the episode's world from ``env``'s road network; makes some trucks."""
+    def reset(self, env, seed: int, make_trucks: bool = True) -> StaticWorld:
+        """Generate the episode's world from ``env``'s road network (and some trucks)."""
         world = env.unwrapped
         rng = np.random.default_rng([seed, 0x5EED])
         segments = _outer_lanes(world.road.network)
@@ -104,7 +104,7 @@ class World:
             landmarks=tuple(self._landmarks(segments, world.road.network, rng)),
         )
         self._walkers = self._pedestrians(segments, rng)
-        trucks = make_trucks(world, rng, self.config)
+        trucks = convert_to_trucks(world, rng, self.config) if make_trucks else 0
         logger.debug("world: %d signs, %d landmarks, %d pedestrians, %d trucks",
                      len(self.static.signs), len(self.static.landmarks), len(self._walkers), trucks)
         return self.static
@@ -221,7 +221,7 @@ class World:
         return ObjectList(header=objects.header, objects=objects.objects + tuple(walkers))
 
 
-def make_trucks(world, rng: np.random.Generator, config: WorldConfig) -> int:
+def convert_to_trucks(world, rng: np.random.Generator, config: WorldConfig) -> int:
     """Turn a share of the traffic vehicles into trucks where the gaps in their lane allow.
 
     A truck keeps its centre, so it only grows into free space: the bumper gaps to the

@@ -65,10 +65,12 @@ class BoxLabel(msgspec.Struct, frozen=True, kw_only=True):
     """Ground truth for one object in the image.
 
     :param object_id: the id it has on ``/sim/objects`` or ``/sim/static``.
-    :param bbox_xyxy: projection of the object's full 3-D extent, clipped to the image [px].
+    :param bbox_xyxy: bounds of the pixels the object covers in the image when nothing is in
+        front of it (its full extent, clipped to the image) [px].
     :param visible_fraction: rendered pixels of the object / pixels it would cover in the image
         with nothing in front of it, in [0, 1].
-    :param truncation: share of the unclipped projected box area outside the image, in [0, 1].
+    :param truncation: share of the box of its projected outline that lies outside the image,
+        in [0, 1].
     :param distance_m: distance from the camera to the closest point of the object's
         footprint, on the ground [m].
     :param sign_type: a :class:`~bus.messages.world.SignType` value for traffic signs, else "".

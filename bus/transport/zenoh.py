@@ -8,6 +8,11 @@ threads; the bridge queues what arrives and the owner thread hands it to the bus
 :meth:`ZenohBridge.poll`, so local delivery stays single-threaded and ordered. A message that
 fails to decode is counted and dropped.
 
+The bridge subscribes to every key under the prefix with one subscriber, because Zenoh keeps
+a sender's order within one subscriber only; messages of topics it does not receive are
+dropped on arrival. (So a node receives, and discards, the traffic of topics it does not
+read: fine for the few control-rate topics here, wasteful once large images flow.)
+
 Networking is explicit: peer mode, multicast scouting off, and only the ``tcp/HOST:PORT``
 endpoints given to listen on or connect to (loopback by default).
 """
@@ -26,6 +31,7 @@ from typing import Any
 import msgspec
 
 from bus.bus import Bus, Subscription
+from bus.schema import encode_hook
 from bus.topics import topic_spec
 
 logger = logging.getLogger(__name__)
@@ -42,8 +48,9 @@ def check_endpoint(text: str) -> str:
     """
     match = _ENDPOINT.match(text)
     if match is None or not 0 < int(match.group(2)) < 65536:
-        raise ValueError(f"zenoh endpoint {text!r} is not of the form tcp/HOST:PORT "
-                         "(e.g. tcp/127.0.0.1:7447)")
+        raise ValueError(
+            f"zenoh endpoint {text!r} is not of the form tcp/HOST:PORT (e.g. tcp/127.0.0.1:7447)"
+        )
     return text
 
 
@@ -53,7 +60,7 @@ class ZenohConfig:
 
     :param listen: endpoints to accept connections on.
     :param connect: endpoints of peers to connect to.
-    :param key_prefix: prefix of every key expression (topic ``/sim/ego`` -> ``drivestack/sim/ego``).
+    :param key_prefix: prefix of every key expression (``/sim/ego`` -> ``drivestack/sim/ego``).
     """
 
     listen: tuple[str, ...] = ()
@@ -79,6 +86,10 @@ class ZenohConfig:
     def key(self, topic: str) -> str:
         return self.key_prefix + topic
 
+    def node_key(self, name: str) -> str:
+        """Liveliness key a bridge announces itself under (``drivestack/nodes/planner/rule``)."""
+        return f"{self.key_prefix}/nodes/{name}"
+
 
 @dataclass
 class BridgeStats:
@@ -90,8 +101,12 @@ class BridgeStats:
     rejected: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"sent": self.sent, "received": self.received,
-                "decode_errors": self.decode_errors, "rejected": self.rejected}
+        return {
+            "sent": self.sent,
+            "received": self.received,
+            "decode_errors": self.decode_errors,
+            "rejected": self.rejected,
+        }
 
 
 class ZenohBridge:
@@ -102,8 +117,14 @@ class ZenohBridge:
     :raises ValueError: a topic is both inbound and outbound, or is not declared.
     """
 
-    def __init__(self, bus: Bus, config: ZenohConfig, outbound: Iterable[str],
-                 inbound: Iterable[str], name: str = "node") -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        config: ZenohConfig,
+        outbound: Iterable[str],
+        inbound: Iterable[str],
+        name: str = "node",
+    ) -> None:
         import zenoh
 
         self.bus = bus
@@ -111,37 +132,46 @@ class ZenohBridge:
         self.outbound, self.inbound = tuple(outbound), tuple(inbound)
         both = set(self.outbound) & set(self.inbound)
         if both:
-            raise ValueError(f"topics {sorted(both)} cannot be both sent and received by one bridge")
+            raise ValueError(
+                f"topics {sorted(both)} cannot be both sent and received by one bridge"
+            )
         self.stats = BridgeStats()
         self.accept: Callable[[str, Any], bool] | None = None
         self._queue: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
-        self._decoders = {t: msgspec.msgpack.Decoder(topic_spec(t, bus.table).msg_type) for t in self.inbound}
+        self._decoders = {
+            t: msgspec.msgpack.Decoder(topic_spec(t, bus.table).msg_type) for t in self.inbound
+        }
         for topic in self.outbound:
             topic_spec(topic, bus.table)
-        self._encoder = msgspec.msgpack.Encoder()
+        self._encoder = msgspec.msgpack.Encoder(enc_hook=encode_hook)
         self._last_payload: dict[str, bytes] = {}
         self._reported: set[str] = set()
         self.session = zenoh.open(config.session_config())
-        self._zenoh_subscribers = [
-            self.session.declare_subscriber(config.key(topic), self._receiver(topic))
-            for topic in self.inbound
-        ]
+        # One subscriber for every key: Zenoh keeps the order of one sender's messages within a
+        # subscriber, not across subscribers, and a node needs a step's inputs before its trigger.
+        self._topic_of_key = {config.key(topic): topic for topic in self.inbound}
+        self._zenoh_subscriber = self.session.declare_subscriber(
+            config.key_prefix + "/**", self._on_sample, allowed_origin=zenoh.Locality.REMOTE
+        )
         self._publishers = {
             topic: self.session.declare_publisher(
-                config.key(topic), congestion_control=zenoh.CongestionControl.BLOCK,
-                reliability=zenoh.Reliability.RELIABLE)
+                config.key(topic),
+                congestion_control=zenoh.CongestionControl.BLOCK,
+                reliability=zenoh.Reliability.RELIABLE,
+            )
             for topic in self.outbound
         }
         self._bus_subscriptions: list[Subscription] = [
-            bus.subscribe(topic, self._sender(topic), label=f"zenoh>{topic}") for topic in self.outbound
+            bus.subscribe(topic, self._sender(topic), label=f"zenoh>{topic}")
+            for topic in self.outbound
         ]
-        self._token = self.session.liveliness().declare_token(f"{config.key_prefix}/@node/{name}")
+        # Announced last, once the subscriptions exist: peers wait for it before sending.
+        self._token = self.session.liveliness().declare_token(config.node_key(name))
 
-    def _receiver(self, topic: str) -> Callable[[Any], None]:
-        def on_sample(sample: Any) -> None:
+    def _on_sample(self, sample: Any) -> None:
+        topic = self._topic_of_key.get(str(sample.key_expr))
+        if topic is not None:
             self._queue.put((topic, sample.payload.to_bytes()))
-
-        return on_sample
 
     def _sender(self, topic: str) -> Callable[[Any], None]:
         publisher = self._publishers[topic]
@@ -164,7 +194,7 @@ class ZenohBridge:
     def poll(self, timeout_s: float = 0.0) -> list[str]:
         """Publish on the local bus what arrived, waiting up to ``timeout_s`` for the first
         message. Returns the topics of the messages delivered, in order."""
-        delivered = []
+        delivered: list[str] = []
         try:
             item = self._queue.get(timeout=timeout_s) if timeout_s > 0 else self._queue.get_nowait()
         except queue.Empty:
@@ -184,8 +214,12 @@ class ZenohBridge:
             self._count(self.stats.decode_errors, topic)
             if topic not in self._reported:
                 self._reported.add(topic)
-                logger.warning("dropping an undecodable message on %s (%s); further ones are "
-                               "counted, not logged", topic, error)
+                logger.warning(
+                    "dropping an undecodable message on %s (%s); further ones are "
+                    "counted, not logged",
+                    topic,
+                    error,
+                )
             return False
         if self.accept is not None and not self.accept(topic, message):
             self._count(self.stats.rejected, topic)
@@ -198,15 +232,18 @@ class ZenohBridge:
     def _count(counter: dict[str, int], topic: str) -> None:
         counter[topic] = counter.get(topic, 0) + 1
 
-    def wait_for_subscribers(self, topics: Iterable[str], timeout_s: float) -> bool:
-        """Wait until every outbound topic in ``topics`` has a remote subscriber."""
+    def wait_for_node(self, name: str, timeout_s: float) -> list[str]:
+        """Wait until a peer bridge whose name starts with path ``name`` (e.g. ``planner``)
+        is up; returns the names found (empty after ``timeout_s``)."""
+        selector = self.config.node_key(name) + "/**"
+        prefix = self.config.node_key("")
         deadline = time.monotonic() + timeout_s
-        pending = list(topics)
-        while pending and time.monotonic() < deadline:
-            pending = [t for t in pending if not self._publishers[t].matching_status.matching]
-            if pending:
-                time.sleep(0.01)
-        return not pending
+        while True:
+            replies = self.session.liveliness().get(selector, timeout=1.0)
+            found = [str(r.ok.key_expr)[len(prefix) :] for r in replies if r.ok is not None]
+            if found or time.monotonic() >= deadline:
+                return found
+            time.sleep(0.05)
 
     def close(self) -> None:
         for subscription in self._bus_subscriptions:
@@ -219,17 +256,22 @@ class ZenohBridge:
 
 
 class LockstepActions:
-    """Makes a simulator wait, before each step, for the remote planner's action on the state
-    it just published (same stamp), re-sending that state every ``resend_s`` in case it was
+    """Makes a simulator wait for the remote planner's action on each state it published
+    (same stamp) before it steps, re-sending that state every ``resend_s`` in case it was
     missed, and giving up after ``timeout_s`` (the simulator then applies its default action).
 
-    Install as ``ClosedLoop.before_step``. Actions for other stamps (late duplicates) are
+    Install as ``ClosedLoop.await_action``. Actions for other stamps (late duplicates) are
     dropped, so the simulator applies exactly the action computed on the current state.
     """
 
-    def __init__(self, bridge: ZenohBridge, action_topic: str = "/planning/action",
-                 state_topics: tuple[str, ...] = ("/sim/lanes", "/sim/objects", "/sim/ego"),
-                 timeout_s: float = 10.0, resend_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        bridge: ZenohBridge,
+        action_topic: str = "/planning/action",
+        state_topics: tuple[str, ...] = ("/sim/lanes", "/sim/objects", "/sim/ego"),
+        timeout_s: float = 10.0,
+        resend_s: float = 1.0,
+    ) -> None:
         self.bridge = bridge
         self.action_topic = action_topic
         self.state_topics = state_topics
@@ -255,8 +297,11 @@ class LockstepActions:
             if now - start > self.timeout_s:
                 self.timeouts += 1
                 self._expected = None
-                logger.warning("no action for t=%.2f s from the remote planner within %.1f s",
-                               stamp_ns / 1e9, self.timeout_s)
+                logger.warning(
+                    "no action for t=%.2f s from the remote planner within %.1f s",
+                    stamp_ns / 1e9,
+                    self.timeout_s,
+                )
                 return
             if now - last_send > self.resend_s:
                 self.bridge.resend(self.state_topics)

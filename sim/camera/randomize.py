@@ -131,6 +131,7 @@ class SensorEffects:
 
     def __init__(self, appearance: Appearance, width_px: int, height_px: int) -> None:
         self.appearance = appearance
+        self.shape = (height_px, width_px)
         self._noise: np.ndarray | None = None
         if appearance.noise_sigma > 0.5:
             rng = np.random.default_rng([appearance.seed, 0x0153])

@@ -9,8 +9,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bus import Bus
 from bus.atomic import check_writable_dir, write_json
+from bus.recorder import Recorder
 from sim.commands.args import nonnegative_int, positive_int
+from sim.commands.node import RemotePlanner, add_transport_arguments, uses_remote_planner
+from sim.camera import CameraConfig
+from sim.camera.video import CameraVideoRecorder
 from sim.envs import SUPPORTED_ENVS, check_env_id
 from sim.loop import ClosedLoop, EpisodeResult
 from sim.simulator import SimConfig
@@ -57,7 +62,16 @@ def add_parser(subparsers) -> None:
                         help="output directory for summary.json and videos (default: %(default)s)")
     parser.add_argument("--video-episodes", type=nonnegative_int, default=1, metavar="N",
                         help="write an MP4 for the first N episodes, 0 for none (default: %(default)s)")
+    parser.add_argument("--camera-video", action="store_true",
+                        help="also render the front camera: for the first --video-episodes "
+                             "episodes write OUT/camera_NNN.mp4 (every simulation frame) with "
+                             "labels OUT/camera_NNN_labels/FFFFFF.txt (YOLO) and "
+                             "OUT/camera_NNN.jsonl (exact boxes and lane lines)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--no-record", action="store_true",
+                        help="do not record the bus to OUT/run.mcap (MCAP with JSON messages and "
+                             "JSON Schemas: open it in Foxglove or with 'drivestack log')")
+    add_transport_arguments(parser)
     parser.set_defaults(handler=run)
 
 
@@ -66,8 +80,25 @@ def run(args: argparse.Namespace) -> int:
 
     check_env_id(args.env)
     out = check_writable_dir(args.out)
-    planner = make_planner(args.planner)
-    loop = ClosedLoop(SimConfig(env_id=args.env, render=args.video_episodes > 0), planner)
+    remote = uses_remote_planner(args)
+    planner = None if remote else make_planner(args.planner)
+    bus = Bus()
+    # Subscribed before the planner, the recorder writes each state before the action it causes.
+    recorder = None if args.no_record else Recorder(out / "run.mcap", bus, metadata={
+        "command": "sim", "env": args.env, "planner": args.planner, "seed": str(args.seed)})
+    camera = CameraConfig() if args.camera_video else None
+    loop = ClosedLoop(SimConfig(env_id=args.env, render=args.video_episodes > 0, camera=camera),
+                      planner, bus)
+    link = None
+    if recorder:
+        recorder.add_metadata({"control_rate_hz": str(loop.simulator.control_rate_hz)})
+    try:
+        link = RemotePlanner(args, loop) if remote else None
+    except BaseException:
+        loop.close()
+        if recorder:
+            recorder.close()
+        raise
     results: list[EpisodeResult] = []
     interrupted = False
     started = time.perf_counter()
@@ -78,7 +109,13 @@ def run(args: argparse.Namespace) -> int:
         logger.warning("interrupted: writing the summary of %d finished episode(s)", len(results))
     finally:
         loop.close()
+        if link:
+            link.close()
+        if recorder:
+            recorder.close()
     summary = _summary(args, loop, results, interrupted, time.perf_counter() - started)
+    if link:
+        summary["transport_stats"] = link.report()
     write_json(out / "summary.json", summary)
 
     print(format_table(results))
@@ -95,9 +132,11 @@ def _drive(args: argparse.Namespace, loop: ClosedLoop, out: Path, results: list[
     with tqdm(total=args.episodes * max_steps, unit="step", disable=args.no_progress,
               desc=f"{args.env} {args.planner}", leave=False) as bar:
         for episode in range(args.episodes):
-            video = None
+            video = camera_video = None
             if episode < args.video_episodes:
                 video = Mp4Writer(out / f"episode_{episode:03d}.mp4", fps=loop.simulator.simulation_rate_hz)
+                if args.camera_video:
+                    camera_video = CameraVideoRecorder(loop.simulator, out, episode)
             try:
                 result = loop.run_episode(
                     episode, args.seed + episode,
@@ -107,9 +146,13 @@ def _drive(args: argparse.Namespace, loop: ClosedLoop, out: Path, results: list[
             except BaseException:
                 if video:
                     video.abort()
+                if camera_video:
+                    camera_video.abort()
                 raise
             if video:
                 video.close()
+            if camera_video:
+                camera_video.close()
             bar.update(max_steps - result.steps)
             results.append(result)
             bar.set_postfix(ret=f"{result.episode_return:.1f}", crashed=result.crashed)
@@ -166,6 +209,10 @@ def _summary(args, loop: ClosedLoop, results, interrupted: bool, wall_s: float |
             for name, s in sorted(stats.items())
         },
         "missing_actions": loop.simulator.missing_actions,
+        # Until the recorder closes, the recording is NAME.partial.mcap (see bus/recorder.py).
+        "recording": None if args.no_record else "run.mcap" if complete else "run.partial.mcap",
+        "transport": args.transport,
+        "health": loop.runner.health_report() if loop.runner else None,
         "timing": {
             "wall_s": wall_s,
             "steps_per_s": total_steps / wall_s if wall_s else None,

@@ -99,7 +99,7 @@ def test_statistics_count_rate_last_stamp_and_callback_time():
 
 def test_rate_restarts_when_simulation_time_restarts():
     bus = Bus()
-    for episode in range(2):
+    for _episode in range(2):
         for step in range(5):
             bus.publish("/planning/action", action(step * 1_000_000_000))
     assert bus.stats()["/planning/action"].rate_hz == pytest.approx(1.0)
@@ -126,8 +126,18 @@ def test_latched_topic_delivers_last_message_to_late_subscriber():
 
 def test_messages_round_trip_through_json():
     ego = EgoState(
-        header=Header(stamp_ns=5, seq=2), pose=Pose2D(1.0, -2.0, 0.1), speed_mps=25.0,
-        yaw_rate_rps=0.0, length_m=5.0, width_m=2.0, lane_index=1, target_lane_index=1,
-        lane_count=3, target_speed_mps=25.0, odometer_m=10.0, crashed=False, on_road=True,
+        header=Header(stamp_ns=5, seq=2),
+        pose=Pose2D(1.0, -2.0, 0.1),
+        speed_mps=25.0,
+        yaw_rate_rps=0.0,
+        length_m=5.0,
+        width_m=2.0,
+        lane_index=1,
+        target_lane_index=1,
+        lane_count=3,
+        target_speed_mps=25.0,
+        odometer_m=10.0,
+        crashed=False,
+        on_road=True,
     )
     assert msgspec.json.decode(msgspec.json.encode(ego), type=EgoState) == ego

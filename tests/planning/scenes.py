@@ -30,9 +30,12 @@ def place(
         for lane_id, dx_m, speed_mps in others:
             other_lane = road.network.get_lane(("0", "1", lane_id))
             vehicle = IDMVehicle(
-                road, other_lane.position(ego_x_m + dx_m, 0.0),
-                heading=other_lane.heading_at(ego_x_m + dx_m), speed=speed_mps,
-                target_speed=speed_mps, target_lane_index=("0", "1", lane_id),
+                road,
+                other_lane.position(ego_x_m + dx_m, 0.0),
+                heading=other_lane.heading_at(ego_x_m + dx_m),
+                speed=speed_mps,
+                target_speed=speed_mps,
+                target_lane_index=("0", "1", lane_id),
                 enable_lane_change=False,
             )
             road.vehicles.append(vehicle)

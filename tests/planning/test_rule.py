@@ -3,6 +3,7 @@ cuts into an occupied lane."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from bus.messages import (
@@ -23,8 +24,6 @@ from sim.loop import ClosedLoop
 from sim.simulator import SimConfig
 from tests.planning.scenes import place
 
-import numpy as np
-
 LANE_WIDTH_M = 4.0
 
 
@@ -32,8 +31,12 @@ def _lanes(count: int) -> LaneGeometry:
     # Lane 0 is leftmost: in the bus frame (y left) it has the largest y.
     lanes = tuple(
         Lane(
-            lane_index=i, centerline=tuple((x, -LANE_WIDTH_M * i) for x in range(0, 400, 10)),
-            width_m=LANE_WIDTH_M, speed_limit_mps=30.0, left_line="dashed", right_line="dashed",
+            lane_index=i,
+            centerline=tuple((x, -LANE_WIDTH_M * i) for x in range(0, 400, 10)),
+            width_m=LANE_WIDTH_M,
+            speed_limit_mps=30.0,
+            left_line="dashed",
+            right_line="dashed",
         )
         for i in range(count)
     )
@@ -42,19 +45,33 @@ def _lanes(count: int) -> LaneGeometry:
 
 def _ego(lane: int, x_m: float, speed_mps: float) -> EgoState:
     return EgoState(
-        header=Header(stamp_ns=0), pose=Pose2D(x_m, -LANE_WIDTH_M * lane, 0.0), speed_mps=speed_mps,
-        yaw_rate_rps=0.0, length_m=5.0, width_m=2.0, lane_index=lane, target_lane_index=lane,
-        lane_count=3, target_speed_mps=speed_mps, odometer_m=0.0, crashed=False, on_road=True,
+        header=Header(stamp_ns=0),
+        pose=Pose2D(x_m, -LANE_WIDTH_M * lane, 0.0),
+        speed_mps=speed_mps,
+        yaw_rate_rps=0.0,
+        length_m=5.0,
+        width_m=2.0,
+        lane_index=lane,
+        target_lane_index=lane,
+        lane_count=3,
+        target_speed_mps=speed_mps,
+        odometer_m=0.0,
+        crashed=False,
+        on_road=True,
     )
 
 
 def _car(object_id: int, lane: int, x_m: float, speed_mps: float, ego: EgoState) -> ObjectState:
     pose = Pose2D(x_m, -LANE_WIDTH_M * lane, 0.0)
     return ObjectState(
-        object_id=object_id, object_class=ObjectClass.CAR, pose=pose,
+        object_id=object_id,
+        object_class=ObjectClass.CAR,
+        pose=pose,
         velocity_mps=Vector2(speed_mps, 0.0),
         ego_pose=Pose2D(x_m - ego.pose.x, pose.y - ego.pose.y, 0.0),
-        ego_velocity_mps=Vector2(speed_mps - ego.speed_mps, 0.0), length_m=5.0, width_m=2.0,
+        ego_velocity_mps=Vector2(speed_mps - ego.speed_mps, 0.0),
+        length_m=5.0,
+        width_m=2.0,
         lane_index=lane,
     )
 
@@ -77,9 +94,18 @@ def test_polyline_projection_gives_arc_length_and_left_positive_offset():
 
 def test_scene_assigns_relative_lanes_and_bumper_gaps():
     ego = _ego(1, 100.0, 25.0)
-    scene = build_scene(ego, ObjectList(header=Header(stamp_ns=0), objects=(
-        _car(1, 1, 140.0, 20.0, ego), _car(2, 0, 90.0, 25.0, ego), _car(3, 2, 100.0, 25.0, ego),
-    )), _lanes(3))
+    scene = build_scene(
+        ego,
+        ObjectList(
+            header=Header(stamp_ns=0),
+            objects=(
+                _car(1, 1, 140.0, 20.0, ego),
+                _car(2, 0, 90.0, 25.0, ego),
+                _car(3, 2, 100.0, 25.0, ego),
+            ),
+        ),
+        _lanes(3),
+    )
     lead = scene.lead(0)
     assert lead is not None and lead.object_id == 1 and lead.gap_m == pytest.approx(35.0)
     assert scene.follower(1).object_id == 2  # lane 0 is to the left
@@ -122,7 +148,9 @@ def _drive(config: dict, prepare) -> tuple[list, list]:
 
 def test_slow_lead_in_single_lane_makes_ego_brake_without_collision_for_20_s():
     config = {
-        "lanes_count": 1, "vehicles_count": 0, "duration": 20,
+        "lanes_count": 1,
+        "vehicles_count": 0,
+        "duration": 20,
         "action": {"type": "DiscreteMetaAction", "target_speeds": list(range(0, 35, 5))},
     }
     egos, actions = _drive(config, place(0, 25.0, [(0, 40.0, 15.0)]))

@@ -40,9 +40,23 @@ def test_sim_writes_table_summary_and_a_video_with_content(tmp_path, capsys):
 def test_two_runs_with_the_same_seed_have_identical_summaries(tmp_path):
     summaries = []
     for name in ("a", "b"):
-        assert _run(tmp_path, "--episodes", "2", "--seed", "5", "--video-episodes", "0",
-                    "--out", str(tmp_path / name)) == 0
-        summaries.append(_without_timing(json.loads((tmp_path / name / "summary.json").read_text())))
+        assert (
+            _run(
+                tmp_path,
+                "--episodes",
+                "2",
+                "--seed",
+                "5",
+                "--video-episodes",
+                "0",
+                "--out",
+                str(tmp_path / name),
+            )
+            == 0
+        )
+        summaries.append(
+            _without_timing(json.loads((tmp_path / name / "summary.json").read_text()))
+        )
     assert summaries[0] == summaries[1]
 
 
@@ -52,8 +66,10 @@ def test_unknown_env_lists_the_supported_ones(tmp_path, capsys):
     assert "nope-v0" in error and "highway-fast-v0" in error and "merge-v0" in error
 
 
-@pytest.mark.parametrize("option,value", [("--episodes", "-1"), ("--episodes", "0"),
-                                          ("--seed", "-3"), ("--episodes", "two")])
+@pytest.mark.parametrize(
+    "option,value",
+    [("--episodes", "-1"), ("--episodes", "0"), ("--seed", "-3"), ("--episodes", "two")],
+)
 def test_invalid_numbers_are_refused(tmp_path, capsys, option, value):
     with pytest.raises(SystemExit) as exit_info:
         main(["sim", option, value, "--out", str(tmp_path)])

@@ -1,0 +1,228 @@
+"""The HD map: lanes, signs and landmarks of one simulated world, as a versioned JSON file.
+
+Everything is in the bus ``map`` frame (REP-103: x forward/east, y left, yaw counter-clockwise,
+metres and radians), the frame of ``/sim/ego`` and ``/sim/static``. The file is plain JSON::
+
+    {"format": "drivestack-hdmap", "version": 1, "frame_id": "map", "env_id": ..., "seed": ...,
+     "lanes": [{"road_id", "lane_index", "centerline": [[x, y], ...], "width_m",
+                "speed_limit_mps", "left_line", "right_line", "forbidden"}, ...],
+     "signs": [TrafficSign, ...], "landmarks": [Landmark, ...]}
+
+Signs and landmarks use the field names of :mod:`bus.messages.world`. Readers refuse a file of
+another format version rather than guess what its fields mean.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+
+import msgspec
+import numpy as np
+
+from bus.atomic import write_text
+from bus.messages.world import Landmark, StaticWorld, TrafficSign
+from sim.frames import wrap_angle, xy_from_highway
+
+logger = logging.getLogger(__name__)
+
+MAP_FORMAT = "drivestack-hdmap"
+MAP_VERSION = 1
+"""Bump when a field changes meaning or is removed; readers refuse other versions."""
+
+CURVED_LANE_STEP_M = 5.0
+"""Centre-line sampling step of lanes that are not straight."""
+
+
+class MapFormatError(ValueError):
+    """A map file that cannot be read: corrupt, of another format, or of another version."""
+
+
+class MapLane(msgspec.Struct, frozen=True, kw_only=True):
+    """One lane of the road network.
+
+    :param road_id: ``start-end`` node names of its road segment.
+    :param lane_index: 0 = leftmost lane of the segment (highway-env's numbering).
+    :param centerline: (x, y) [m] points in ``map`` along the driving direction.
+    :param width_m: lane width [m].
+    :param speed_limit_mps: legal speed [m/s] (0 when the simulator sets none).
+    :param left_line, right_line: ``solid``, ``dashed`` or ``none``.
+    """
+
+    road_id: str
+    lane_index: int
+    centerline: tuple[tuple[float, float], ...]
+    width_m: float
+    speed_limit_mps: float
+    left_line: str
+    right_line: str
+    forbidden: bool = False
+
+
+class HdMap(msgspec.Struct, frozen=True, kw_only=True):
+    """A whole map (the file's content). Compare maps with ``==``."""
+
+    format: str = MAP_FORMAT
+    version: int = MAP_VERSION
+    frame_id: str = "map"
+    env_id: str = ""
+    seed: int = 0
+    lanes: tuple[MapLane, ...] = ()
+    signs: tuple[TrafficSign, ...] = ()
+    landmarks: tuple[Landmark, ...] = ()
+
+
+class _VersionProbe(msgspec.Struct):
+    format: str = ""
+    version: int = -1
+
+
+class MapIndex:
+    """Numpy arrays of a map's landmarks and lane segments, for fast geometric queries.
+
+    :ivar landmark_ids: (L,) int64.
+    :ivar landmark_xyz: (L, 3) float64, footprint centre at half height [m], ``map``.
+    :ivar segment_start, segment_end: (S, 2) float64 lane centre-line segments [m], ``map``.
+    :ivar segment_width_m: (S,) float64 width of the lane each segment belongs to.
+    """
+
+    def __init__(self, hd_map: HdMap) -> None:
+        landmarks = hd_map.landmarks
+        self.landmark_ids = np.array([lm.landmark_id for lm in landmarks], dtype=np.int64)
+        self.landmark_xyz = np.array(
+            [(lm.pose.x, lm.pose.y, lm.height_m / 2) for lm in landmarks], dtype=float
+        ).reshape(-1, 3)
+        starts, ends, widths = [], [], []
+        for lane in hd_map.lanes:
+            points = np.asarray(lane.centerline, dtype=float)
+            starts.append(points[:-1])
+            ends.append(points[1:])
+            widths.append(np.full(len(points) - 1, lane.width_m))
+        self.segment_start = np.concatenate(starts) if starts else np.zeros((0, 2))
+        self.segment_end = np.concatenate(ends) if ends else np.zeros((0, 2))
+        self.segment_width_m = np.concatenate(widths) if widths else np.zeros(0)
+
+    def nearest_lane(self, x_m: float, y_m: float) -> tuple[float, float, float] | None:
+        """(signed lateral offset [m] of the point from the nearest lane centre line, positive
+        to the left of the driving direction; that lane's heading [rad]; its width [m]), or
+        None for a map without lanes."""
+        if len(self.segment_start) == 0:
+            return None
+        direction = self.segment_end - self.segment_start
+        length_sq = np.maximum((direction**2).sum(axis=1), 1e-12)
+        relative = np.array([x_m, y_m]) - self.segment_start
+        t = np.clip((relative * direction).sum(axis=1) / length_sq, 0.0, 1.0)
+        closest = self.segment_start + t[:, None] * direction
+        distance_sq = ((np.array([x_m, y_m]) - closest) ** 2).sum(axis=1)
+        best = int(np.argmin(distance_sq))
+        d = direction[best] / math.sqrt(length_sq[best])
+        r = np.array([x_m, y_m]) - closest[best]
+        lateral = float(d[0] * r[1] - d[1] * r[0])
+        heading = math.atan2(d[1], d[0])
+        return lateral, heading, float(self.segment_width_m[best])
+
+
+def build_map(env, seed: int, env_id: str = "") -> HdMap:
+    """Map of the world highway-env and :class:`sim.world.World` generate for ``seed``.
+
+    :param env: a highway-env environment (wrapped or not); it is reset with ``seed``.
+    """
+    from sim.world import World
+
+    env.reset(seed=seed)
+    return map_from_world(env, World().reset(env, seed), seed, env_id)
+
+
+def map_from_world(env, static: StaticWorld, seed: int, env_id: str = "") -> HdMap:
+    """Map of ``env``'s road network and an already generated ``static`` world."""
+    network = env.unwrapped.road.network
+    lanes = []
+    for start, ends in network.graph.items():
+        for end, segment in ends.items():
+            for lane_index, lane in enumerate(segment):
+                lanes.append(_map_lane(f"{start}-{end}", lane_index, lane))
+    hd_map = HdMap(env_id=env_id, seed=seed, lanes=tuple(lanes), signs=static.signs,
+                   landmarks=static.landmarks)
+    # Normalise numpy scalars to plain floats so a map equals its own round trip.
+    return msgspec.json.decode(msgspec.json.encode(hd_map, enc_hook=_encode_numpy), type=HdMap)
+
+
+def _encode_numpy(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise NotImplementedError(f"cannot encode {type(value).__name__} in a map")
+
+
+_LINE_NAMES = {0: "none", 1: "dashed", 2: "solid", 3: "solid"}
+
+
+def _map_lane(road_id: str, lane_index: int, lane) -> MapLane:
+    if type(lane).__name__ == "StraightLane":
+        s_values = np.array([0.0, float(lane.length)])
+    else:
+        count = max(2, int(math.ceil(float(lane.length) / CURVED_LANE_STEP_M)) + 1)
+        s_values = np.linspace(0.0, float(lane.length), count)
+    centerline = tuple(xy_from_highway(lane.position(float(s), 0.0)) for s in s_values)
+    return MapLane(
+        road_id=road_id, lane_index=lane_index, centerline=centerline,
+        width_m=float(lane.width_at(0.0)), speed_limit_mps=float(lane.speed_limit or 0.0),
+        left_line=_LINE_NAMES.get(int(lane.line_types[0]), "none"),
+        right_line=_LINE_NAMES.get(int(lane.line_types[1]), "none"),
+        forbidden=bool(getattr(lane, "forbidden", False)),
+    )
+
+
+def write_map(hd_map: HdMap, path: str | os.PathLike) -> None:
+    """Write ``hd_map`` as JSON, atomically (a reader never sees half a file)."""
+    encoded = msgspec.json.encode(hd_map, enc_hook=_encode_numpy)
+    write_text(path, msgspec.json.format(encoded, indent=1).decode("utf-8") + "\n")
+
+
+def read_map(path: str | os.PathLike) -> HdMap:
+    """Read a map file.
+
+    :raises OSError: the file cannot be read.
+    :raises MapFormatError: the file is not valid JSON, not a drivestack map, of another
+        version, or has missing or mistyped fields; the message names the file.
+    """
+    data = Path(path).read_bytes()
+    try:
+        probe = msgspec.json.decode(data, type=_VersionProbe)
+    except (msgspec.DecodeError, msgspec.ValidationError) as error:
+        raise MapFormatError(f"map file {str(path)!r} is not a valid map: {error}") from None
+    if probe.format != MAP_FORMAT:
+        raise MapFormatError(
+            f"map file {str(path)!r} has format {probe.format!r}, expected {MAP_FORMAT!r}"
+        )
+    if probe.version != MAP_VERSION:
+        raise MapFormatError(
+            f"map file {str(path)!r} has version {probe.version}; this drivestack reads version "
+            f"{MAP_VERSION} only; rebuild it with 'drivestack build-map'"
+        )
+    try:
+        hd_map = msgspec.json.decode(data, type=HdMap)
+    except (msgspec.DecodeError, msgspec.ValidationError) as error:
+        raise MapFormatError(f"map file {str(path)!r} is corrupt: {error}") from None
+    _check_finite(hd_map, path)
+    return hd_map
+
+
+def _check_finite(hd_map: HdMap, path: str | os.PathLike) -> None:
+    values = [v for lane in hd_map.lanes for point in lane.centerline for v in point]
+    values += [v for lm in hd_map.landmarks for v in (lm.pose.x, lm.pose.y, lm.pose.yaw)]
+    values += [v for sign in hd_map.signs for v in (sign.pose.x, sign.pose.y, sign.pose.yaw)]
+    if not all(math.isfinite(v) for v in values):
+        raise MapFormatError(f"map file {str(path)!r} has non-finite coordinates")
+    for lane in hd_map.lanes:
+        if len(lane.centerline) < 2 or lane.width_m <= 0:
+            raise MapFormatError(
+                f"map file {str(path)!r}: lane {lane.road_id}/{lane.lane_index} needs at least 2 "
+                "centre-line points and a positive width"
+            )
+
+
+def heading_difference(a_rad: float, b_rad: float) -> float:
+    """Signed smallest difference a - b [rad], in [-pi, pi)."""
+    return wrap_angle(a_rad - b_rad)

@@ -1,0 +1,100 @@
+"""The localizer's CNN: landmark columns and the lane-relative pose from one camera frame.
+
+Input: the front-camera frame resized to ``INPUT_HEIGHT x INPUT_WIDTH``, RGB, as a float
+tensor (B, 3, H, W) normalised by :func:`to_input`. Outputs (:class:`NetOutput`):
+
+* per image column cell (``COLUMN_CELLS`` cells of ``COLUMN_STRIDE`` input pixels, left to
+  right): the logit that a landmark's centre lies in the cell, the centre's position inside
+  the cell (0..1 after a sigmoid) and log10 of its ground range [m];
+* for the whole frame: the lateral offset from the nearest lane centre as a phase
+  (sin, cos of 2*pi*offset/lane width, so crossing into the next lane is continuous), and the
+  heading relative to the lane [rad].
+
+Landmark identity is not learned (each world places different landmarks); the pose solve
+associates detected columns with map landmarks through the pose prior.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+INPUT_WIDTH = 256
+INPUT_HEIGHT = 128
+COLUMN_STRIDE = 4
+COLUMN_CELLS = INPUT_WIDTH // COLUMN_STRIDE
+PIXEL_MEAN = 0.45
+PIXEL_STD = 0.25
+
+
+class NetOutput(NamedTuple):
+    """Raw network outputs for a batch of B frames.
+
+    :ivar column_logit: (B, COLUMN_CELLS) landmark-centre logits.
+    :ivar column_offset: (B, COLUMN_CELLS) logits of the centre's position inside the cell.
+    :ivar column_log_range: (B, COLUMN_CELLS) log10 ground range [log10 m].
+    :ivar lane: (B, 3) sin and cos of the lane phase, heading relative to the lane [rad].
+    """
+
+    column_logit: torch.Tensor
+    column_offset: torch.Tensor
+    column_log_range: torch.Tensor
+    lane: torch.Tensor
+
+
+def _conv(in_channels: int, out_channels: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+class LocalizerNet(nn.Module):
+    """About 0.2 M parameters; a few ms per frame on one CPU core."""
+
+    def __init__(self, width: int = 32) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(_conv(3, width // 2, 2), _conv(width // 2, width, 2),
+                                  _conv(width, width, 1))                       # stride 4
+        self.deep = nn.Sequential(_conv(width, 2 * width, 2), _conv(2 * width, 2 * width, 1))
+        self.column_head = nn.Sequential(
+            nn.Conv1d(3 * width, 64, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv1d(64, 64, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv1d(64, 3, 1),
+        )
+        self.lane_features = nn.Sequential(_conv(2 * width, 2 * width, 2),
+                                           _conv(2 * width, 32, 2))              # stride 32
+        lane_inputs = 32 * (INPUT_HEIGHT // 32) * (INPUT_WIDTH // 32)
+        self.lane_head = nn.Sequential(nn.Flatten(), nn.Linear(lane_inputs, 128),
+                                       nn.ReLU(inplace=True), nn.Linear(128, 3))
+
+    def forward(self, images: torch.Tensor) -> NetOutput:
+        shallow = self.stem(images)                                 # (B, C, H/4, W/4)
+        deep = self.deep(shallow)                                   # (B, 2C, H/8, W/8)
+        columns_shallow = shallow.amax(dim=2)                       # (B, C, W/4)
+        columns_deep = deep.amax(dim=2).repeat_interleave(2, dim=2)  # (B, 2C, W/4)
+        columns = self.column_head(torch.cat([columns_shallow, columns_deep], dim=1))
+        lane = self.lane_head(self.lane_features(deep))
+        return NetOutput(columns[:, 0], columns[:, 1], columns[:, 2], lane)
+
+
+def to_input(pixels: np.ndarray) -> np.ndarray:
+    """HxWx3 uint8 RGB frame -> (3, INPUT_HEIGHT, INPUT_WIDTH) float32, normalised."""
+    small = cv2.resize(pixels, (INPUT_WIDTH, INPUT_HEIGHT), interpolation=cv2.INTER_AREA)
+    return ((small.astype(np.float32) / 255.0 - PIXEL_MEAN) / PIXEL_STD).transpose(2, 0, 1)
+
+
+def resize_for_input(pixels: np.ndarray) -> np.ndarray:
+    """HxWx3 uint8 -> INPUT_HEIGHT x INPUT_WIDTH x 3 uint8 (what datasets store)."""
+    return cv2.resize(pixels, (INPUT_WIDTH, INPUT_HEIGHT), interpolation=cv2.INTER_AREA)
+
+
+def normalise(small: np.ndarray) -> np.ndarray:
+    """(..., H, W, 3) uint8 already at input size -> (..., 3, H, W) float32, normalised."""
+    x = (small.astype(np.float32) / 255.0 - PIXEL_MEAN) / PIXEL_STD
+    return np.moveaxis(x, -1, -3)

@@ -1,0 +1,1 @@
+"""Shipped localizer weights (package data) and their card."""

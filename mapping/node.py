@@ -1,0 +1,130 @@
+"""The localization node: odometry plus landmark fixes -> ``/mapping/pose`` every control step.
+
+Inputs: ``/sim/ego`` (trigger; its speed and yaw rate are the odometry, its first pose the
+start prior), and, when a localizer is given, ``/camera/image`` and ``/camera/info``. The
+simulator publishes a step's image before its ego state, so the frame fused at a step is the
+one taken at that step (a frame with another stamp is not used).
+
+Outputs: ``/mapping/pose`` every step, and ``/mapping/fix`` for every localized frame. With no
+fix the covariance grows and the status says ``dead_reckoning``; once the position standard
+deviation exceeds ``lost_position_std_m`` the status is ``lost`` and ``header.valid`` False.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bus.messages import EgoState, Header, LocalizationStatus, LocalizerFix, Pose2D, PoseEstimate
+from mapping.ekf import EkfConfig, PoseEkf
+from mapping.localizer import Localizer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LocalizationConfig:
+    """:param initial_sigma: (x [m], y [m], yaw [rad]) standard deviation of the start prior
+        taken from the first ego pose (standing in for a GNSS fix).
+    :param lost_position_std_m: position uncertainty above which the estimate is invalid.
+    """
+
+    initial_sigma: tuple[float, float, float] = (3.0, 0.5, math.radians(1.0))
+    lost_position_std_m: float = 5.0
+    ekf: EkfConfig = field(default_factory=EkfConfig)
+
+
+class LocalizationNode:
+    """Node: ``/sim/ego`` (+ camera) -> ``/mapping/pose`` (+ ``/mapping/fix``)."""
+
+    name = "localization"
+    trigger = "/sim/ego"
+
+    def __init__(self, config: LocalizationConfig | None = None,
+                 localizer: Localizer | None = None) -> None:
+        self.config = config or LocalizationConfig()
+        self.localizer = localizer
+        self.inputs: tuple[str, ...] = ("/sim/ego",)
+        if localizer is not None:
+            self.inputs += ("/camera/image", "/camera/info")
+        self.ekf: PoseEkf | None = None
+        self._last_ego: EgoState | None = None
+        self._last_fix_ns: int | None = None
+        self._camera_stamp_ns: int | None = None
+
+    def reset(self) -> None:
+        self.ekf = None
+        self._last_ego = None
+        self._last_fix_ns = None
+
+    def step(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        ego: EgoState | None = inputs.get("/sim/ego")
+        if ego is None:
+            return {}
+        if self._last_ego is not None and ego.header.stamp_ns < self._last_ego.header.stamp_ns:
+            self.reset()  # a new episode
+        self._propagate(ego)
+        outputs: dict[str, Any] = {}
+        fix = self._localize(inputs, ego.header.stamp_ns)
+        landmark_ids: tuple[int, ...] = ()
+        if fix is not None:
+            outputs["/mapping/fix"] = fix
+            fused = self.ekf.update(np.array([fix.pose.x, fix.pose.y, fix.pose.yaw]),
+                                    np.asarray(fix.covariance).reshape(3, 3))
+            if fused and fix.landmark_ids:
+                self._last_fix_ns = ego.header.stamp_ns
+                landmark_ids = fix.landmark_ids
+        outputs["/mapping/pose"] = self._estimate(ego.header.stamp_ns, landmark_ids,
+                                                  fused=bool(fix is not None and landmark_ids))
+        return outputs
+
+    def _propagate(self, ego: EgoState) -> None:
+        if self.ekf is None:
+            sigma = np.asarray(self.config.initial_sigma)
+            start = np.array([ego.pose.x, ego.pose.y, ego.pose.yaw])
+            self.ekf = PoseEkf(start, np.diag(sigma**2), self.config.ekf)
+        elif self._last_ego is not None:
+            dt_s = (ego.header.stamp_ns - self._last_ego.header.stamp_ns) / 1e9
+            speed = 0.5 * (ego.speed_mps + self._last_ego.speed_mps)
+            self.ekf.predict(speed, ego.yaw_rate_rps, dt_s)
+        self._last_ego = ego
+
+    def _localize(self, inputs: Mapping[str, Any], stamp_ns: int) -> LocalizerFix | None:
+        image = inputs.get("/camera/image")
+        if self.localizer is None or image is None or image.header.stamp_ns != stamp_ns:
+            return None
+        from sim.camera import image_array
+
+        info = inputs.get("/camera/info")
+        if info is not None and info.header.stamp_ns != self._camera_stamp_ns:
+            self.localizer.set_camera(info)
+            self._camera_stamp_ns = info.header.stamp_ns
+        try:
+            pixels = image_array(image)
+        except ValueError as error:
+            logger.warning("localization: unusable image at t=%.2f s: %s", stamp_ns / 1e9, error)
+            return None
+        fix = self.localizer.localize(pixels, Pose2D(*self.ekf.state), self.ekf.covariance,
+                                      stamp_ns)
+        return fix
+
+    def _estimate(self, stamp_ns: int, landmark_ids: tuple[int, ...], fused: bool,
+                  ) -> PoseEstimate:
+        std_m = self.ekf.position_std_m
+        if std_m > self.config.lost_position_std_m:
+            status = LocalizationStatus.LOST
+        else:
+            status = LocalizationStatus.TRACKING if fused else LocalizationStatus.DEAD_RECKONING
+        since_s = -1.0 if self._last_fix_ns is None else (stamp_ns - self._last_fix_ns) / 1e9
+        return PoseEstimate(
+            header=Header(stamp_ns=stamp_ns, frame_id="map",
+                          valid=status != LocalizationStatus.LOST),
+            pose=Pose2D(*(float(v) for v in self.ekf.state)),
+            covariance=tuple(float(v) for v in self.ekf.covariance.ravel()),
+            status=status, landmark_ids=landmark_ids, position_std_m=std_m,
+            time_since_fix_s=since_s)

@@ -1,0 +1,148 @@
+"""Training our YOLO detector with ultralytics, offline: the model is built from its yaml
+(no downloaded weights), plots (which fetch a font) are off, and the result is exported
+as drivestack weights (:mod:`perception.yolo_detector`) that load without unpickling.
+
+Fine-tuning a user's pretrained checkpoint keeps its backbone and neck, and starts our
+class rows of the classification head from the rows of the classes that map onto ours
+(COCO car -> car, truck -> truck, person -> pedestrian, stop sign -> traffic_sign).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from perception.classes import BOX_CLASS_NAMES, CLASS_NAMES, map_class_name
+from perception.labels import LabelFormatError, _names_from_yaml
+from perception.yolo_detector import export_safe_weights
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL_YAML = "yolo11n.yaml"
+
+
+@dataclass(frozen=True)
+class DetectorTrainConfig:
+    """:param data_yaml: an ultralytics dataset file whose names are ours.
+    :param weights: a pretrained ultralytics checkpoint to fine-tune (trusted by the caller).
+    :param workers: dataloader worker processes (0 keeps everything in this process).
+    :param time_hours: train for this long instead of ``epochs`` (ultralytics fits its
+        learning-rate schedule to the time).
+    """
+
+    data_yaml: Path
+    out: Path
+    epochs: int = 30
+    imgsz: int = 640
+    batch: int = 16
+    model_yaml: str = DEFAULT_MODEL_YAML
+    weights: Path | None = None
+    seed: int = 0
+    workers: int = 0
+    patience: int = 50
+    fraction: float = 1.0
+    time_hours: float | None = None
+
+
+def find_data_yaml(data: str | os.PathLike) -> Path:
+    """The dataset file of ``data`` (a ``data.yaml`` or a directory holding one), checked
+    to name only our classes.
+
+    :raises OSError: when there is none.
+    :raises ValueError: when its class names are not ours.
+    """
+    path = Path(data)
+    data_yaml = path / "data.yaml" if path.is_dir() else path
+    if not data_yaml.is_file():
+        raise OSError(f"dataset {str(path)!r} has no data.yaml (write one with make-dataset or autolabel)")
+    names = _names_from_yaml(data_yaml)
+    if list(names) != list(CLASS_NAMES[: len(names)]) or len(names) < len(BOX_CLASS_NAMES):
+        raise LabelFormatError(
+            f"{data_yaml}: classes {list(names)} are not ours; train-detector needs "
+            f"{', '.join(BOX_CLASS_NAMES)} (optionally lane_line) as classes 0, 1, 2, ...")
+    return data_yaml
+
+
+def transfer_class_rows(source_head, target_head, source_names: list[str]) -> list[str]:
+    """Copy the classification-output rows of the source classes that map onto ours into
+    the target head (both ultralytics ``Detect``). Returns ``"coco -> ours"`` lines."""
+    copied = []
+    for our_id, our_name in enumerate(BOX_CLASS_NAMES):
+        rows = [i for i, n in enumerate(source_names) if _maps_to(n, our_id)]
+        if not rows:
+            continue
+        row = rows[0]
+        with torch.no_grad():
+            for source_branch, target_branch in zip(source_head.cv3, target_head.cv3, strict=True):
+                source_conv, target_conv = source_branch[-1], target_branch[-1]
+                target_conv.weight[our_id] = source_conv.weight[row]
+                target_conv.bias[our_id] = source_conv.bias[row]
+        copied.append(f"{source_names[row]} -> {our_name}")
+    return copied
+
+
+def _maps_to(name: str, our_id: int) -> bool:
+    try:
+        return map_class_name(name) == our_id
+    except ValueError:
+        return False
+
+
+def train_detector(config: DetectorTrainConfig) -> dict[str, Any]:
+    """Train, then export ``out/detector.pt``; returns the final validation metrics."""
+    os.environ["YOLO_OFFLINE"] = "1"
+    from ultralytics import YOLO
+
+    model = YOLO(config.model_yaml, task="detect")
+    source_model = None
+    if config.weights is not None:
+        source_model = YOLO(str(config.weights), task="detect").model
+        model.load(source_model)
+        source_names = _names_list(source_model.names)
+        model.add_callback("on_pretrain_routine_end",
+                           lambda trainer: _map_head(trainer, source_model, source_names))
+    model.train(
+        data=str(config.data_yaml), epochs=config.epochs, imgsz=config.imgsz, batch=config.batch,
+        device="cpu", workers=config.workers, project=str(config.out.resolve()), name="ultralytics",
+        exist_ok=True, plots=False, seed=config.seed, deterministic=True, patience=config.patience,
+        fraction=config.fraction, amp=False, verbose=False,
+        **({"time": config.time_hours} if config.time_hours else {}),
+    )
+    run_dir = config.out / "ultralytics"
+    best = run_dir / "weights" / "best.pt"
+    trained = YOLO(str(best), task="detect").model  # our own checkpoint, written just now
+    names = list(_names_from_yaml(config.data_yaml))
+    export_safe_weights(trained, names, config.model_yaml, config.imgsz,
+                        config.out / "detector.pt", meta={"config": _plain(asdict(config))})
+    return {"final_metrics": last_results_row(run_dir / "results.csv"),
+            "weights": str(config.out / "detector.pt"), "ultralytics_run": str(run_dir)}
+
+
+def _map_head(trainer, source_model, source_names: list[str]) -> None:
+    copied = transfer_class_rows(source_model.model[-1], trainer.model.model[-1], source_names)
+    logger.info("head rows initialised from the pretrained classes: %s", ", ".join(copied) or "none")
+
+
+def _names_list(names) -> list[str]:
+    return [names[k] for k in sorted(names)] if isinstance(names, dict) else list(names)
+
+
+def last_results_row(results_csv: Path) -> dict[str, float]:
+    """The last epoch's row of ultralytics' results.csv, keys stripped."""
+    if not results_csv.is_file():
+        return {}
+    with results_csv.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        return {}
+    return {k.strip(): float(v) for k, v in rows[-1].items() if v and v.strip()}
+
+
+def _plain(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}

@@ -1,0 +1,175 @@
+"""Our YOLO detector (an ultralytics model built from its yaml) behind the
+:class:`perception.detector.Detector` interface.
+
+Weights come in two kinds:
+
+- drivestack weights (``SHIPPED_DETECTOR`` and what ``drivestack train-detector`` writes): a
+  plain dict of tensors and strings, loaded with ``torch.load(weights_only=True)``, so the
+  file cannot run code. Keys: ``format``, ``model_yaml``, ``names``, ``imgsz``,
+  ``state_dict`` (float16).
+- ultralytics checkpoints (``best.pt``): pickles of whole Python objects. Loading one runs
+  code from the file, so it is refused unless the caller says it trusts the file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from perception.classes import map_class_name
+from perception.detector import DEFAULT_CONF, NMS_IOU, Detections
+
+logger = logging.getLogger(__name__)
+
+WEIGHTS_FORMAT = "drivestack-yolo/1"
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+SHIPPED_DETECTOR = MODELS_DIR / "detector.pt"
+STRIDE_PX = 32
+PAD_VALUE = 114
+MAX_DETECTIONS = 300
+
+
+class UntrustedWeightsError(ValueError):
+    """A pickled checkpoint that would run code when loaded."""
+
+
+def load_safe_weights(path: Path) -> dict[str, Any]:
+    """Read drivestack weights with ``weights_only=True``.
+
+    :raises UntrustedWeightsError: when the file is a pickle of Python objects (an
+        ultralytics checkpoint).
+    :raises ValueError: when it is not a weights file, or not ours.
+    """
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"weights {str(path)!r} are not a readable PyTorch file (not a torch.save archive)")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises UnpicklingError, RuntimeError, ...
+        if "Weights only load failed" in str(error) or "Unsupported global" in str(error):
+            raise UntrustedWeightsError(
+                f"weights {str(path)!r} are a pickled checkpoint (e.g. an ultralytics best.pt); "
+                "loading one executes code stored in it. Pass --trust-weights if you trust "
+                "the file"
+            ) from None
+        raise ValueError(f"weights {str(path)!r} are not a readable PyTorch file: {error}") from None
+    if not isinstance(payload, dict) or payload.get("format") != WEIGHTS_FORMAT:
+        raise ValueError(
+            f"weights {str(path)!r} are not drivestack detector weights (format {WEIGHTS_FORMAT!r})"
+        )
+    return payload
+
+
+def build_model(model_yaml: str, class_count: int):
+    """An ultralytics DetectionModel from its yaml (no weights downloaded)."""
+    from ultralytics.nn.tasks import DetectionModel
+
+    return DetectionModel(cfg=model_yaml, nc=class_count, verbose=False)
+
+
+class YoloDetector:
+    """Runs a YOLO detection model; its classes are mapped onto ours by name.
+
+    :param path: drivestack weights, or (with ``trust``) an ultralytics checkpoint.
+    :param imgsz: inference size (longest side, px); defaults to the training size.
+    :raises ValueError: wrong kind of file, or classes that are neither ours nor COCO's.
+    """
+
+    def __init__(self, path: str | os.PathLike, conf: float = DEFAULT_CONF,
+                 imgsz: int | None = None, trust: bool = False) -> None:
+        self.path = Path(path)
+        self.conf = conf
+        try:
+            payload = load_safe_weights(self.path)
+        except UntrustedWeightsError:
+            if not trust:
+                raise
+            payload = None
+        if payload is not None:
+            self.model = build_model(payload["model_yaml"], len(payload["names"]))
+            state = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
+            self.model.load_state_dict(state)
+            names, self.imgsz = list(payload["names"]), int(imgsz or payload["imgsz"])
+        else:
+            self.model, names, self.imgsz = _load_trusted_ultralytics(self.path, imgsz)
+        self.model.float().eval()
+        self.class_map = _class_map(names, self.path)
+        self.name = f"yolo:{self.path.name}"
+
+    @torch.no_grad()
+    def detect(self, image_rgb: np.ndarray) -> Detections:
+        """Detect in an HxWx3 uint8 RGB image; boxes in its pixels, our class ids."""
+        from ultralytics.utils.nms import non_max_suppression
+
+        blob, scale, pad_xy = letterbox(image_rgb, self.imgsz)
+        output = self.model(torch.from_numpy(blob))
+        prediction = output[0] if isinstance(output, (list, tuple)) else output
+        kept = non_max_suppression(prediction, conf_thres=self.conf, iou_thres=NMS_IOU,
+                                   max_det=MAX_DETECTIONS)[0].numpy()
+        boxes = (kept[:, :4] - np.array([*pad_xy, *pad_xy], np.float32)) / scale
+        height, width = image_rgb.shape[:2]
+        boxes = np.clip(boxes, 0, [width, height, width, height]).astype(np.float32)
+        ours = self.class_map[kept[:, 5].astype(np.int64)]
+        keep = ours >= 0
+        return Detections(boxes[keep], kept[keep, 4].astype(np.float32), ours[keep])
+
+
+def letterbox(image_rgb: np.ndarray, size_px: int) -> tuple[np.ndarray, float, tuple[float, float]]:
+    """Scale the longest side to ``size_px``, pad each side to a multiple of the stride
+    (centred, value 114). Returns the (1, 3, H, W) float32 [0, 1] RGB blob, the scale and
+    the (x, y) padding in blob pixels."""
+    height, width = image_rgb.shape[:2]
+    scale = size_px / max(height, width)
+    new_w, new_h = round(width * scale), round(height * scale)
+    resized = cv2.resize(image_rgb, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    out_w = -(-new_w // STRIDE_PX) * STRIDE_PX
+    out_h = -(-new_h // STRIDE_PX) * STRIDE_PX
+    pad_x, pad_y = (out_w - new_w) / 2, (out_h - new_h) / 2
+    left, top = int(round(pad_x - 0.1)), int(round(pad_y - 0.1))
+    canvas = cv2.copyMakeBorder(resized, top, out_h - new_h - top, left, out_w - new_w - left,
+                                cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3)
+    blob = canvas.transpose(2, 0, 1)[None].astype(np.float32) / 255.0
+    return np.ascontiguousarray(blob), scale, (float(left), float(top))
+
+
+def _class_map(names: list[str], path: Path) -> np.ndarray:
+    """Model class index -> our class id, -1 for COCO classes we drop."""
+    try:
+        mapped = [map_class_name(str(n)) for n in names]
+    except ValueError as error:
+        raise ValueError(f"weights {str(path)!r}: {error}") from None
+    return np.array([-1 if m is None else m for m in mapped], np.int64)
+
+
+def _load_trusted_ultralytics(path: Path, imgsz: int | None):
+    from ultralytics import YOLO
+
+    logger.warning("loading pickled checkpoint %s (trusted by the caller)", path)
+    try:
+        yolo = YOLO(str(path), task="detect")
+    except Exception as error:  # ultralytics raises many types for foreign files
+        raise ValueError(f"weights {str(path)!r} are not an ultralytics checkpoint: {error}") from None
+    if yolo.task != "detect":
+        raise ValueError(f"weights {str(path)!r} are a {yolo.task!r} model, not a detector")
+    names = yolo.model.names
+    names = [names[k] for k in sorted(names)] if isinstance(names, dict) else list(names)
+    train_size = int(getattr(yolo.model, "args", {}).get("imgsz", 640) or 640)
+    return yolo.model, names, int(imgsz or train_size)
+
+
+def export_safe_weights(model, names: list[str], model_yaml: str, imgsz: int, path: Path,
+                        meta: dict[str, Any] | None = None) -> None:
+    """Write drivestack weights (float16 state_dict) for a trained DetectionModel."""
+    from bus.atomic import atomic_path
+
+    state = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    payload = {"format": WEIGHTS_FORMAT, "model_yaml": model_yaml, "names": list(names),
+               "imgsz": int(imgsz), "state_dict": state, "meta": dict(meta or {})}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)

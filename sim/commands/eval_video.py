@@ -1,0 +1,123 @@
+"""``drivestack eval-video``: detection over a recorded clip, with metrics given labels."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from bus.atomic import check_writable_dir
+from sim.commands.args import positive_int
+
+logger = logging.getLogger(__name__)
+
+DETECT_CONF = 0.25
+"""Default score threshold when only detecting."""
+
+SCORING_CONF = 0.01
+"""Default score threshold when scoring against labels (COCO-style AP wants low-score
+detections too; precision and recall are reported at this threshold as well)."""
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "eval-video",
+        help="run the detector over a video or image sequence and score it against labels",
+        description=(
+            "Detect cars, trucks, pedestrians and traffic signs in every frame of a video "
+            "file or a directory of images. Writes OUT/annotated.mp4, OUT/detections.jsonl "
+            "(one line per frame: boxes xyxy in pixels, class, score, latency), "
+            "OUT/coco_results.json (COCO results format, image_id = frame index) and, last, "
+            "OUT/summary.json (per-frame latency, detector FPS). With --labels it also "
+            "computes per-class precision, recall, AP@0.5 and AP@0.5:0.95 with pycocotools "
+            "over the labelled frames (OUT/metrics.json, OUT/pr_curve.png). A run that fails "
+            "leaves no summary.json."
+        ),
+    )
+    parser.add_argument("input", metavar="VIDEO_OR_FRAME_DIR",
+                        help="video file (MP4, AVI, ...) or directory of PNG/JPEG frames in name order")
+    parser.add_argument(
+        "--labels", metavar="PATH",
+        help=("ground truth: a directory of YOLO .txt files (normalised 'CLASS CX CY W H'; class "
+              "names from classes.txt or data.yaml, else ours: car truck pedestrian "
+              "traffic_sign lane_line), a KITTI label_2 directory, or a COCO JSON file. Label "
+              "files match frames by file stem, or by trailing frame number for videos "
+              "(000012.txt = 13th frame); only labelled frames are scored"))
+    parser.add_argument(
+        "--weights", metavar="W",
+        help=("detector weights: drivestack YOLO weights (.pt, default: the shipped model), an "
+              "ultralytics checkpoint (.pt, needs --trust-weights), or a COCO ONNX detector "
+              "(YOLOX or FastestDet export, .onnx; COCO classes mapped onto ours)"))
+    parser.add_argument("--trust-weights", action="store_true",
+                        help="allow pickled ultralytics checkpoints, which run code when loaded")
+    parser.add_argument(
+        "--conf", type=float,
+        help=(f"minimum detection score kept (default: {DETECT_CONF} without labels, "
+              f"{SCORING_CONF} with labels so that AP integrates the whole PR curve)"))
+    parser.add_argument("--max-frames", type=positive_int, metavar="N",
+                        help="stop after the first N frames")
+    parser.add_argument("--no-video", action="store_true", help="do not write annotated.mp4")
+    parser.add_argument("--out", default="runs/eval_video", metavar="DIR",
+                        help="output directory (default: %(default)s)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from perception.frames import FrameSource
+    from perception.video_eval import ClipEvalConfig, remove_stale_outputs, run_clip_eval
+
+    if args.conf is None:
+        args.conf = SCORING_CONF if args.labels else DETECT_CONF
+    if not 0.0 <= args.conf <= 1.0:
+        raise ValueError(f"--conf must be between 0 and 1, got {args.conf}")
+    out = check_writable_dir(args.out)
+    remove_stale_outputs(out)
+    FrameSource(args.input)  # fail on a bad input before loading the model
+    detector = resolve_detector(args.weights, args.conf, args.trust_weights)
+    config = ClipEvalConfig(
+        source=Path(args.input), out=out,
+        labels=Path(args.labels) if args.labels else None,
+        write_video=not args.no_video, max_frames=args.max_frames, progress=not args.no_progress,
+    )
+    summary = run_clip_eval(config, detector)
+    print(format_summary(summary))
+    print(f"summary: {out / 'summary.json'}")
+    return 130 if summary["interrupted"] else 0
+
+
+def resolve_detector(weights: str | None, conf: float, trust: bool):
+    """The detector for ``--weights``, or the shipped model."""
+    from perception.detector import load_detector
+    from perception.yolo_detector import SHIPPED_DETECTOR
+
+    if weights is None:
+        if not SHIPPED_DETECTOR.is_file():
+            raise OSError(f"no shipped detector at {SHIPPED_DETECTOR}; pass --weights")
+        weights = str(SHIPPED_DETECTOR)
+    return load_detector(weights, conf=conf, trust=trust)
+
+
+def format_summary(summary: dict) -> str:
+    latency = summary["latency_ms"]
+    lines = [
+        f"{summary['frames']} frames with {summary['detector']}: detector "
+        f"{summary['detector_fps']:.1f} FPS (latency mean {latency['mean']:.1f} ms, "
+        f"p95 {latency['p95']:.1f} ms), end-to-end {summary['end_to_end_fps']:.1f} FPS"
+    ]
+    metrics = summary.get("metrics")
+    if metrics:
+        lines.append(f"{'class':>13} {'gt':>5} {'dets':>5} {'P':>6} {'R':>6} {'AP50':>6} {'AP50-95':>8}")
+        for name, c in metrics["classes"].items():
+            if c["ground_truth"] == 0 and c["detections"] == 0:
+                continue
+            lines.append(
+                f"{name:>13} {c['ground_truth']:>5d} {c['detections']:>5d} {_fmt(c['precision'])} "
+                f"{_fmt(c['recall'])} {_fmt(c['ap50'])} {_fmt(c['ap50_95'], 8)}")
+        lines.append(f"mAP50 {_fmt(metrics['map50']).strip()}  "
+                     f"mAP50-95 {_fmt(metrics['map50_95']).strip()}")
+    return "\n".join(lines)
+
+
+def _fmt(value: float | None, width: int = 6) -> str:
+    return f"{'-':>{width}}" if value is None else f"{value:>{width}.3f}"

@@ -1,0 +1,292 @@
+"""``drivestack make-dataset``: a YOLO detection dataset and lane labels from the front camera.
+
+Layout under ``--out``::
+
+    data.yaml                      YOLO detection dataset (names: car truck pedestrian
+                                   traffic_sign lane_line; boxes use the first four)
+    images/{train,val}/NAME.jpg    camera frames
+    labels/{train,val}/NAME.txt    YOLO boxes "class cx cy w h", normalised
+    annotations/{train,val}/NAME.json
+                                   exact labels: boxes with ids, visible fraction, truncation,
+                                   distance, sign type; lane lines as image and ego-frame
+                                   polylines
+    lane_seg/data.yaml             YOLO segmentation dataset of the lane lines; its images/ is
+    lane_seg/labels/{train,val}/NAME.txt   a link to ../images
+    episodes/SEED.json             per finished episode: split, camera calibration, frames
+    dataset.json                   summary: counts per split and class
+
+NAME is ``e{episode seed:06d}_{step:04d}``. Episodes are split into train and val as a whole,
+so no episode is in both. A rerun with the same arguments skips finished episodes and frames.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import cv2
+
+from bus.atomic import atomic_path, check_writable_dir, write_json, write_text
+from bus.messages.camera import DETECTION_CLASSES, CameraInfo, FrameLabels, Image
+from sim.camera import CameraConfig, image_array
+from sim.camera.labels import labels_to_json, yolo_box_rows, yolo_segment_rows
+from sim.camera.model import CameraModel
+from sim.commands.args import nonnegative_int, positive_int
+from sim.envs import SUPPORTED_ENVS, check_env_id
+from sim.loop import ClosedLoop
+from sim.simulator import SimConfig
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "val")
+JPEG_QUALITY = 95
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "make-dataset",
+        help="render a YOLO detection dataset and lane labels from the simulated front camera",
+        description=(
+            "Drive episodes with the rule planner and save the front camera's frames with exact "
+            "labels: YOLO boxes (car, truck, pedestrian, traffic_sign), per-frame JSON (boxes "
+            "with ids and visible fraction, lane lines as image and road polylines) and YOLO "
+            "segmentation polygons of the lane lines. Whole episodes go to train or val. "
+            "Rerunning with the same arguments resumes."
+        ),
+    )
+    parser.add_argument("--env", default="highway-v0", metavar="ID",
+                        help=f"environment id: {', '.join(SUPPORTED_ENVS)} (default: %(default)s)")
+    parser.add_argument("--frames", type=positive_int, default=1000,
+                        help="total frames to produce (default: %(default)s)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="dataset directory")
+    parser.add_argument("--seed", type=nonnegative_int, default=0,
+                        help="seed of the first episode; episode i uses SEED+i (default: %(default)s)")
+    parser.add_argument("--val-fraction", type=_fraction, default=0.2,
+                        help="share of episodes in the val split (default: %(default)s)")
+    parser.add_argument("--frames-per-episode", type=nonnegative_int, default=0, metavar="K",
+                        help="at most K frames per episode, 0 for every control step "
+                             "(default: %(default)s)")
+    parser.add_argument("--width", type=positive_int, default=640, help="image width [px]")
+    parser.add_argument("--height", type=positive_int, default=360, help="image height [px]")
+    parser.add_argument("--hfov-deg", type=float, default=CameraConfig.hfov_deg,
+                        help="horizontal field of view [deg] (default: %(default)s)")
+    parser.add_argument("--min-visible", type=_fraction, default=0.25,
+                        help="boxes less visible than this are left out of the YOLO labels "
+                             "(the JSON keeps them) (default: %(default)s)")
+    parser.add_argument("--min-height-px", type=float, default=4.0,
+                        help="boxes lower than this are left out of the YOLO labels "
+                             "(default: %(default)s)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.set_defaults(handler=run)
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text!r}")
+    return value
+
+
+def split_of(episode: int, val_fraction: float) -> str:
+    """``val`` for an evenly spread ``val_fraction`` of episode indices, else ``train``."""
+    is_val = math.floor((episode + 1) * val_fraction) > math.floor(episode * val_fraction)
+    return "val" if is_val else "train"
+
+
+class _Enough(Exception):
+    """Raised from the step callback when the dataset has all its frames."""
+
+
+class DatasetWriter:
+    """Writes frames of one episode; every file goes through a temporary name."""
+
+    def __init__(self, out: Path, args: argparse.Namespace, camera: CameraModel | None = None):
+        self.out = out
+        self.args = args
+        self.camera = camera
+        self.class_counts: Counter[str] = Counter()
+
+    def frame_paths(self, split: str, name: str) -> dict[str, Path]:
+        return {
+            "image": self.out / "images" / split / f"{name}.jpg",
+            "boxes": self.out / "labels" / split / f"{name}.txt",
+            "json": self.out / "annotations" / split / f"{name}.json",
+            "lanes": self.out / "lane_seg" / "labels" / split / f"{name}.txt",
+        }
+
+    def exists(self, split: str, name: str) -> bool:
+        return all(path.exists() for path in self.frame_paths(split, name).values())
+
+    def write(self, split: str, name: str, image: Image, labels: FrameLabels) -> None:
+        """Write the frame's files; the image last, so a listed image has its labels."""
+        assert self.camera is not None
+        paths = self.frame_paths(split, name)
+        rows = yolo_box_rows(labels, self.args.min_visible, self.args.min_height_px)
+        write_text(paths["boxes"], "".join(row + "\n" for row in rows))
+        write_text(paths["lanes"], "".join(r + "\n" for r in yolo_segment_rows(labels, self.camera)))
+        write_json(paths["json"], labels_to_json(labels))
+        pixels = cv2.cvtColor(image_array(image), cv2.COLOR_RGB2BGR)
+        with atomic_path(paths["image"]) as tmp:
+            if not cv2.imwrite(str(tmp), pixels, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
+                raise OSError(f"cannot write image {paths['image']}")
+        self.class_counts.update(DETECTION_CLASSES[int(row.split()[0])] for row in rows)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from planning.rule import RulePlanner
+
+    check_env_id(args.env)
+    out = check_writable_dir(args.out)
+    camera = CameraConfig(width_px=args.width, height_px=args.height, hfov_deg=args.hfov_deg)
+    _write_layout(out)
+    loop = ClosedLoop(SimConfig(env_id=args.env, camera=camera), RulePlanner())
+    writer = DatasetWriter(out, args)
+    done = _finished_frames(out)
+    produced = min(sum(done.values()), args.frames)
+    episode = 0
+    try:
+        with tqdm(total=args.frames, initial=produced, unit="frame", disable=args.no_progress,
+                  desc=f"make-dataset {args.env}") as bar:
+            while produced < args.frames:
+                seed = args.seed + episode
+                if seed in done:
+                    episode += 1
+                    continue
+                produced += _episode(loop, writer, args, episode, seed, args.frames - produced,
+                                     bar)
+                episode += 1
+    finally:
+        loop.close()
+    summary = _summary(out, args)
+    write_json(out / "dataset.json", summary)
+    print(f"{summary['frames']} frames ({summary['splits']['train']['frames']} train, "
+          f"{summary['splits']['val']['frames']} val) in {out}; data.yaml: {out / 'data.yaml'}")
+    return 0
+
+
+def _episode(loop: ClosedLoop, writer: DatasetWriter, args, episode: int, seed: int,
+             budget: int, bar) -> int:
+    """Drive one episode, writing up to ``budget`` new frames; returns how many it wrote."""
+    split = split_of(episode, args.val_fraction)
+    pending: list[tuple[Image, FrameLabels]] = []
+    images: dict[int, Image] = {}
+    subscriptions = [
+        loop.bus.subscribe("/camera/image", lambda m: images.__setitem__(m.header.seq, m)),
+        loop.bus.subscribe("/camera/truth",
+                           lambda m: pending.append((images.pop(m.header.seq), m))),
+    ]
+    info: list[CameraInfo] = []
+    subscriptions.append(loop.bus.subscribe("/camera/info", info.append))
+    state: dict[str, Any] = {"written": 0, "frames": [], "steps": 0}
+    writer.camera = None
+    limit = args.frames_per_episode or None
+
+    def flush(_: int = 0) -> None:
+        while pending:
+            image, labels = pending.pop(0)
+            step = state["steps"]
+            state["steps"] += 1
+            if limit is not None and step >= limit:
+                raise _Enough
+            name = f"e{seed:06d}_{step:04d}"
+            if writer.camera is None:
+                writer.camera = _model_from_info(info[-1])
+            if not writer.exists(split, name):
+                writer.write(split, name, image, labels)
+                state["written"] += 1
+                bar.update(1)
+            state["frames"].append(name)
+            if state["written"] >= budget:
+                raise _Enough
+
+    complete = True
+    try:
+        loop.run_episode(episode, seed, on_step=flush)
+        flush()
+    except _Enough:
+        complete = limit is not None and state["steps"] > limit
+    finally:
+        for subscription in subscriptions:
+            subscription.close()
+    write_json(writer.out / "episodes" / f"{seed:06d}.json", {
+        "seed": seed, "episode": episode, "split": split, "env": args.env,
+        "complete": complete, "frames": state["frames"],
+        "camera_info": json.loads(_encode(info[-1])) if info else None,
+    })
+    return state["written"]
+
+
+def _model_from_info(info: CameraInfo) -> CameraModel:
+    """The camera model the episode's frames were rendered with (for lane paint widths)."""
+    config = CameraConfig(width_px=info.width, height_px=info.height,
+                          hfov_deg=math.degrees(info.hfov_rad), height_m=info.height_m,
+                          pitch_deg=math.degrees(info.pitch_rad), forward_m=info.forward_m)
+    return CameraModel(config)
+
+
+def _encode(message) -> str:
+    import msgspec
+
+    return msgspec.json.encode(message).decode()
+
+
+def _finished_frames(out: Path) -> dict[int, int]:
+    """Seed -> frame count of the episodes finished by an earlier run."""
+    finished: dict[int, int] = {}
+    for path in sorted((out / "episodes").glob("*.json")):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            if record.get("complete"):
+                finished[int(record["seed"])] = len(record["frames"])
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            logger.warning("ignoring unreadable episode record %s: %s", path, error)
+    return finished
+
+
+def _write_layout(out: Path) -> None:
+    names = "".join(f"  {index}: {name}\n" for index, name in enumerate(DETECTION_CLASSES))
+    for split in SPLITS:
+        for folder in ("images", "labels", "annotations", "lane_seg/labels"):
+            (out / folder / split).mkdir(parents=True, exist_ok=True)
+    write_text(out / "data.yaml", f"path: {out.resolve()}\ntrain: images/train\n"
+                                   f"val: images/val\nnames:\n{names}")
+    link = out / "lane_seg" / "images"
+    if not link.exists():
+        try:
+            os.symlink(Path("..") / "images", link, target_is_directory=True)
+        except OSError as error:
+            logger.warning("cannot link %s to ../images (%s); point the lane dataset at the "
+                           "images yourself", link, error)
+    write_text(out / "lane_seg" / "data.yaml",
+               f"path: {(out / 'lane_seg').resolve()}\ntrain: images/train\nval: images/val\n"
+               f"names:\n{names}")
+
+
+def _summary(out: Path, args: argparse.Namespace) -> dict[str, Any]:
+    splits: dict[str, Any] = {}
+    for split in SPLITS:
+        counts: Counter[str] = Counter()
+        labels = sorted((out / "labels" / split).glob("*.txt"))
+        for path in labels:
+            for line in path.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    counts[DETECTION_CLASSES[int(line.split()[0])]] += 1
+        splits[split] = {"frames": len(labels), "boxes": dict(sorted(counts.items()))}
+    return {
+        "command": "make-dataset", "env": args.env, "seed": args.seed,
+        "frames_requested": args.frames,
+        "frames": sum(s["frames"] for s in splits.values()), "splits": splits,
+        "classes": list(DETECTION_CLASSES),
+        "min_visible_fraction": args.min_visible, "min_height_px": args.min_height_px,
+    }

@@ -1,0 +1,129 @@
+"""``drivestack train-localizer``: generate drives, train the landmark localizer CNN, evaluate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from dataclasses import asdict
+
+from sim.commands.args import nonnegative_int, positive_int
+
+logger = logging.getLogger(__name__)
+
+
+def seed_list(text: str) -> list[int]:
+    """``A-B`` (inclusive) or ``A,B,C`` -> seeds."""
+    try:
+        if "-" in text:
+            first, last = (int(v) for v in text.split("-", 1))
+            seeds = list(range(first, last + 1))
+        else:
+            seeds = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seeds as A-B or A,B,C, got {text!r}") from None
+    if not seeds or min(seeds) < 0:
+        raise argparse.ArgumentTypeError(f"expected non-negative seeds, got {text!r}")
+    return seeds
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train-localizer",
+        help="train the CNN landmark localizer on generated drives",
+        description=(
+            "Render drives of the training seeds (front camera, true poses, several views per "
+            "step from perturbed poses), train the localizer CNN on them, then evaluate it "
+            "with the EKF on held-out seeds. Writes OUT/train.npz (the dataset, reused with "
+            "--data), OUT/localizer.pt (state_dict, rewritten after every epoch), "
+            "OUT/config.json, TensorBoard logs in OUT/tb, and OUT/summary.json last."
+        ),
+    )
+    parser.add_argument("--env", default="highway-fast-v0",
+                        help="highway-env environment (default: %(default)s)")
+    parser.add_argument("--train-seeds", type=seed_list, default=seed_list("0-47"),
+                        metavar="SEEDS", help="training drives, A-B or A,B,C (default: 0-47)")
+    parser.add_argument("--eval-seeds", type=seed_list, default=seed_list("1000-1009"),
+                        metavar="SEEDS", help="held-out drives (default: 1000-1009)")
+    parser.add_argument("--steps", type=positive_int, default=30,
+                        help="control steps per drive (default: %(default)s)")
+    parser.add_argument("--views", type=positive_int, default=3,
+                        help="views rendered per step, all but one perturbed (default: 3)")
+    parser.add_argument("--epochs", type=positive_int, default=12,
+                        help="training epochs (default: %(default)s)")
+    parser.add_argument("--batch-size", type=positive_int, default=64,
+                        help="frames per step (default: %(default)s)")
+    parser.add_argument("--threads", type=positive_int, default=2,
+                        help="torch CPU threads (default: %(default)s)")
+    parser.add_argument("--seed", type=nonnegative_int, default=0,
+                        help="training seed (default: %(default)s)")
+    parser.add_argument("--data", default=None, metavar="FILE",
+                        help="use this dataset (.npz from an earlier run) instead of rendering")
+    parser.add_argument("--out", default="runs/localizer", metavar="DIR",
+                        help="output directory (default: %(default)s)")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    from torch.utils.tensorboard import SummaryWriter
+    from tqdm import tqdm
+
+    from bus.atomic import atomic_path, check_writable_dir, write_json
+    from mapping.dataset import generate_dataset, load_dataset, save_dataset
+    from mapping.drives import DriveConfig
+    from mapping.evaluation import evaluate
+    from mapping.localizer_training import TrainConfig, train_net
+    from sim.envs import check_env_id
+
+    out = check_writable_dir(args.out)
+    overlap = set(args.train_seeds) & set(args.eval_seeds)
+    if overlap:
+        raise ValueError(f"training and held-out seeds overlap: {sorted(overlap)[:10]}")
+    drive = DriveConfig(env_id=check_env_id(args.env), steps=args.steps, views_per_step=args.views)
+    train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                        threads=args.threads)
+    write_json(out / "config.json", {"command": "train-localizer", "drive": asdict(drive),
+                                     "train": asdict(train), "train_seeds": args.train_seeds,
+                                     "eval_seeds": args.eval_seeds, "data": args.data})
+    started = time.time()
+
+    # Data: render the training drives, or reuse a dataset file.
+    if args.data:
+        data = load_dataset(args.data)
+    else:
+        total = len(args.train_seeds) * args.steps * args.views
+        with tqdm(total=total, desc="render", disable=args.no_progress) as bar:
+            data = generate_dataset(args.train_seeds, drive, bar)
+        save_dataset(data, out / "train.npz")
+    logger.info("training on %d frames", len(data.images))
+
+    # Train, saving the weights after every epoch so an interrupted run keeps them.
+    writer = SummaryWriter(str(out / "tb"))
+    history = []
+
+    def on_epoch(epoch: int, terms: dict[str, float]) -> None:
+        history.append({"epoch": epoch, **terms})
+        for name, value in terms.items():
+            writer.add_scalar(f"train/{name}", value, epoch)
+        logger.info("epoch %d: %s", epoch, ", ".join(f"{k} {v:.4f}" for k, v in terms.items()))
+
+    steps = args.epochs * -(-len(data.images) // args.batch_size)
+    with tqdm(total=steps, desc="train", disable=args.no_progress) as bar:
+        net = train_net(data, train, on_epoch=on_epoch, on_step=lambda: bar.update(1))
+    writer.close()
+    with atomic_path(out / "localizer.pt") as tmp:
+        torch.save(net.state_dict(), tmp)
+
+    # Held-out evaluation with the filter, one thread (the deployment setting).
+    torch.set_num_threads(1)
+    with tqdm(total=len(args.eval_seeds) * args.steps, desc="eval",
+              disable=args.no_progress) as bar:
+        result = evaluate(net, args.eval_seeds, drive, on_frame=lambda: bar.update(1))
+    summary = {"train_frames": len(data.images), "wall_s": time.time() - started,
+               "history": history, "eval": result.summary()}
+    write_json(out / "summary.json", summary)
+    print(json.dumps(summary["eval"], indent=2))
+    return 0

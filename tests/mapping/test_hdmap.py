@@ -1,0 +1,74 @@
+"""HD map file: round trip, version and corruption checks, lane queries."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mapping.hdmap import MAP_VERSION, MapFormatError, MapIndex, build_map, read_map, write_map
+from sim.envs import make_env
+
+
+@pytest.fixture(scope="module")
+def hd_map():
+    env = make_env("highway-fast-v0")
+    try:
+        return build_map(env, seed=5, env_id="highway-fast-v0")
+    finally:
+        env.close()
+
+
+def test_map_holds_lanes_signs_and_landmarks(hd_map):
+    assert len(hd_map.lanes) >= 2
+    assert len(hd_map.signs) > 0
+    assert len(hd_map.landmarks) > 0
+    # REP-103: highway-env's lanes 0, 1, 2 lie at y = 0, -4, -8 (y left).
+    lane_y = sorted(lane.centerline[0][1] for lane in hd_map.lanes)
+    assert lane_y[0] < lane_y[-1] <= 0.0
+
+
+def test_round_trip_is_equal(hd_map, tmp_path):
+    path = tmp_path / "map.json"
+    write_map(hd_map, path)
+    assert read_map(path) == hd_map
+    assert not [p for p in tmp_path.iterdir() if p.name != "map.json"], "temporary file left"
+
+
+def test_same_seed_gives_same_map(hd_map):
+    env = make_env("highway-fast-v0")
+    try:
+        assert build_map(env, seed=5, env_id="highway-fast-v0") == hd_map
+        assert build_map(env, seed=6, env_id="highway-fast-v0").landmarks != hd_map.landmarks
+    finally:
+        env.close()
+
+
+def test_version_mismatch_is_refused(hd_map, tmp_path):
+    path = tmp_path / "old.json"
+    write_map(hd_map, path)
+    data = json.loads(path.read_text())
+    data["version"] = MAP_VERSION + 1
+    path.write_text(json.dumps(data))
+    with pytest.raises(MapFormatError, match=r"old\.json.*version"):
+        read_map(path)
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("{not json", "not a valid map"),
+    ('{"format": "geojson", "version": 1}', "format"),
+    ('{"format": "drivestack-hdmap", "version": 1, "lanes": [{"road_id": 3}]}', "corrupt"),
+], ids=["truncated", "other-format", "wrong-field-type"])
+def test_corrupt_file_is_refused_naming_the_file(tmp_path, text, reason):
+    path = tmp_path / "bad.json"
+    path.write_text(text)
+    with pytest.raises(MapFormatError, match=rf"bad\.json.*{reason}"):
+        read_map(path)
+
+
+def test_nearest_lane_offset_is_positive_to_the_left(hd_map):
+    index = MapIndex(hd_map)
+    lateral_m, heading_rad, width_m = index.nearest_lane(100.0, -3.0)  # 1 m left of lane 1
+    assert lateral_m == pytest.approx(1.0)
+    assert heading_rad == pytest.approx(0.0)
+    assert width_m == pytest.approx(4.0)

@@ -1,0 +1,183 @@
+"""eval-video on a synthetic labelled clip: exact metrics for an oracle detector with known
+misses, and a clear error (and no summary) for each kind of bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from perception.labels import LabelFormatError
+from perception.video_eval import ClipEvalConfig, run_clip_eval
+from sim.cli import main
+from tests.perception import clip_fixture as clip
+
+RECALL_POINTS = 101
+
+
+def _eval(tmp_path: Path, detector, source: Path | None = None, labels: Path | None = None) -> dict:
+    source = source or clip.write_frame_dir(tmp_path / "frames")
+    labels = labels or clip.write_yolo_labels(tmp_path / "labels")
+    config = ClipEvalConfig(source=source, out=tmp_path / "out", labels=labels, progress=False)
+    return run_clip_eval(config, detector)
+
+
+def _class(summary: dict, name: str) -> dict:
+    return summary["metrics"]["classes"][name]
+
+
+def test_perfect_detections_score_ap_one(tmp_path):
+    summary = _eval(tmp_path, clip.OracleDetector())
+
+    for name in ("car", "truck", "pedestrian", "traffic_sign"):
+        metrics = _class(summary, name)
+        assert metrics["ap50"] == pytest.approx(1.0)
+        assert metrics["ap50_95"] == pytest.approx(1.0)
+        assert metrics["precision"] == metrics["recall"] == pytest.approx(1.0)
+    assert _class(summary, "car")["ground_truth"] == 3
+    assert summary["frames"] == clip.FRAMES and summary["complete"]
+    out = tmp_path / "out"
+    for name in ("annotated.mp4", "detections.jsonl", "coco_results.json", "metrics.json", "pr_curve.png"):
+        assert (out / name).stat().st_size > 0, name
+    lines = (out / "detections.jsonl").read_text().splitlines()
+    assert len(lines) == clip.FRAMES
+    assert json.loads(lines[0])["detections"][0]["bbox_xyxy"] == [10.0, 20.0, 50.0, 60.0]
+
+
+def test_a_missed_car_lowers_recall_and_ap_by_the_missing_share(tmp_path):
+    summary = _eval(tmp_path, clip.OracleDetector(drop=((1, 0),)))
+
+    car = _class(summary, "car")
+    assert car["recall"] == pytest.approx(2 / 3)
+    assert car["precision"] == pytest.approx(1.0)
+    # 101-point interpolation: precision 1 at recall points 0 .. 0.66, 0 beyond.
+    assert car["ap50"] == pytest.approx(67 / RECALL_POINTS)
+    assert _class(summary, "truck")["ap50"] == pytest.approx(1.0)
+
+
+def test_a_confident_false_positive_caps_precision(tmp_path):
+    false_car = {2: [(0, 0.95, (60.0, 10.0, 90.0, 40.0))]}
+    summary = _eval(tmp_path, clip.OracleDetector(extra=false_car))
+
+    car = _class(summary, "car")
+    assert car["ap50"] == pytest.approx(0.75)
+    assert car["detections"] == 4
+    assert summary["metrics"]["map50"] == pytest.approx((0.75 + 3) / 4)
+
+
+def test_video_input_and_video_frame_numbers_match_labels(tmp_path):
+    video = clip.write_video(tmp_path / "clip.mp4")
+    labels = clip.write_yolo_labels(tmp_path / "labels", stem="{:06d}")
+    summary = _eval(tmp_path, clip.OracleDetector(), source=video, labels=labels)
+
+    assert summary["frames"] == clip.FRAMES
+    assert _class(summary, "car")["ap50"] == pytest.approx(1.0)
+
+
+def test_cli_with_onnx_teacher_writes_summary(tmp_path, shared_dir, capsys):
+    frames = clip.write_frame_dir(tmp_path / "frames")
+    weights = shared_dir / "models" / "fastestdet" / "FastestDet.onnx"
+
+    code = main(["eval-video", str(frames), "--weights", str(weights), "--out", str(tmp_path / "o"),
+                 "--no-progress"])
+
+    assert code == 0
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["frames"] == clip.FRAMES and summary["detector"].startswith("fastestdet")
+    assert len(summary["latency_ms"]["per_frame"]) == clip.FRAMES
+
+
+# --- bad input: a clear error naming the file, and no summary left behind -------------------
+
+
+def _cli_error(tmp_path: Path, capsys, args: list[str]) -> str:
+    out = tmp_path / "out"
+    out.mkdir(exist_ok=True)
+    (out / "summary.json").write_text("{}")  # stale summary of an earlier run
+    code = main(["eval-video", *args, "--out", str(out), "--no-progress"])
+    assert code == 2
+    assert not (out / "summary.json").exists()
+    return capsys.readouterr().err
+
+
+def _fake_weights(tmp_path: Path, name: str, content: bytes) -> str:
+    path = tmp_path / name
+    path.write_bytes(content)
+    return str(path)
+
+
+def test_corrupt_video_names_the_file(tmp_path, capsys):
+    bad = _fake_weights(tmp_path, "broken.mp4", b"\x00\x00\x00\x18ftypmp42 not really a video")
+    err = _cli_error(tmp_path, capsys, [bad, "--weights", _fake_weights(tmp_path, "w.onnx", b"x")])
+    assert "broken.mp4" in err and "error" in err
+
+
+def test_empty_frame_directory_is_rejected(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    err = _cli_error(tmp_path, capsys, [str(empty), "--weights", _fake_weights(tmp_path, "w.onnx", b"x")])
+    assert "holds no images" in err and "empty" in err
+
+
+def test_labels_not_matching_frames(tmp_path):
+    labels = clip.write_yolo_labels(tmp_path / "labels", stem="other_{:04d}")
+    (labels / "other_0099.txt").write_text("0 0.5 0.5 0.1 0.1\n")
+    with pytest.raises(LabelFormatError, match="other_0099.txt"):
+        _eval(tmp_path, clip.OracleDetector(), labels=labels)
+    assert not (tmp_path / "out" / "summary.json").exists()
+
+
+def test_unknown_class_name_in_coco_labels(tmp_path):
+    coco = tmp_path / "labels.json"
+    coco.write_text(json.dumps({
+        "images": [{"id": 0, "file_name": "frame_0000.png", "width": clip.WIDTH, "height": clip.HEIGHT}],
+        "annotations": [], "categories": [{"id": 1, "name": "spaceship"}],
+    }))
+    with pytest.raises(LabelFormatError, match=r"labels\.json.*spaceship"):
+        _eval(tmp_path, clip.OracleDetector(), labels=coco)
+
+
+def test_coco_labels_for_another_image_size(tmp_path):
+    coco = tmp_path / "labels.json"
+    coco.write_text(json.dumps({
+        "images": [{"id": 0, "file_name": "frame_0000.png", "width": 640, "height": 360}],
+        "annotations": [], "categories": [{"id": 1, "name": "car"}],
+    }))
+    with pytest.raises(LabelFormatError, match="640x360"):
+        _eval(tmp_path, clip.OracleDetector(), labels=coco)
+    assert not (tmp_path / "out" / "summary.json").exists()
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("model.onnx", b"not an onnx model", "not a readable ONNX model"),
+    ("model.pt", b"not a torch file", "not a readable PyTorch file"),
+    ("model.h5", b"keras", "unsupported kind"),
+])
+def test_weights_of_the_wrong_kind(tmp_path, capsys, name, content, message):
+    frames = clip.write_frame_dir(tmp_path / "frames")
+    err = _cli_error(tmp_path, capsys, [str(frames), "--weights", _fake_weights(tmp_path, name, content)])
+    assert message in err and name in err
+
+
+def test_pickled_checkpoint_needs_trust(tmp_path, capsys):
+    import torch
+
+    path = tmp_path / "best.pt"
+    torch.save({"model": Path("pickled object")}, path)
+    frames = clip.write_frame_dir(tmp_path / "frames")
+    err = _cli_error(tmp_path, capsys, [str(frames), "--weights", str(path)])
+    assert "--trust-weights" in err and "best.pt" in err
+
+
+def test_failure_mid_run_leaves_no_complete_outputs(tmp_path):
+    class Crashing(clip.OracleDetector):
+        def detect(self, image_rgb):
+            if self.calls == 2:
+                raise RuntimeError("detector crashed")
+            return super().detect(image_rgb)
+
+    with pytest.raises(RuntimeError):
+        _eval(tmp_path, Crashing())
+    leftovers = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert leftovers == [], leftovers

@@ -1,0 +1,152 @@
+"""DQN: a short training run gives a policy that loads and drives; resume; safe loading."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from bus.messages import MetaAction
+from planning.dqn import DQNPlanner, DQNPolicy, shipped_policy_path
+from planning.dqn_train import DQNHyperparameters, TrainConfig, train_dqn
+from planning.observation import KinematicsConfig
+from planning.policy_io import PolicyFileError
+from sim.loop import ClosedLoop
+from sim.simulator import SimConfig
+
+TINY = TrainConfig(
+    observation=KinematicsConfig(vehicles_count=4),
+    hyper=DQNHyperparameters(
+        hidden_sizes=(32,),
+        learning_starts=50,
+        buffer_size=1000,
+        batch_size=16,
+        target_update_interval=50,
+    ),
+    steps=200,
+    seed=3,
+    eval_freq=150,
+    eval_episodes=1,
+    checkpoint_freq=100,
+)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dqn_run")
+    summary = train_dqn(TINY, out, progress=False)
+    return out, summary
+
+
+@pytest.mark.slow
+def test_short_training_writes_a_policy_that_loads_and_drives(trained_run):
+    out, summary = trained_run
+    assert summary["steps"] == TINY.steps
+    assert json.loads((out / "config.json").read_text())["hyper"]["double_q"] is True
+    assert any((out / "tb").rglob("events.out.tfevents.*"))
+    policy = DQNPolicy.load(out / "policy.pt")
+    assert policy.observation == TINY.observation
+    assert policy.act(np.zeros(TINY.observation.shape, dtype=np.float32)) in range(5)
+
+    loop = ClosedLoop(
+        SimConfig(env_id="highway-fast-v0", env_config={"duration": 5}), DQNPlanner(policy)
+    )
+    try:
+        result = loop.run_episode(0, seed=11)
+    finally:
+        loop.close()
+    assert result.steps >= 1 and loop.simulator.missing_actions == 0
+
+
+@pytest.mark.slow
+def test_resume_continues_the_step_count_and_keeps_the_replay_buffer(trained_run):
+    out, _ = trained_run
+    longer = TrainConfig.from_dict({**TINY.to_dict(), "steps": 260})
+    summary = train_dqn(longer, out, resume=True, progress=False)
+    assert summary["start_steps"] == TINY.steps
+    assert summary["steps"] == 260
+    assert json.loads((out / "checkpoints" / "state.json").read_text())["num_timesteps"] == 260
+
+
+def test_exported_weights_are_plain_tensors(tmp_path):
+    import torch
+
+    from planning.dqn import NetworkSpec, build_q_network
+    from planning.policy_io import save_dqn_policy
+
+    spec = NetworkSpec(input_size=25, hidden_sizes=(8,), n_actions=5)
+    network = build_q_network(spec)
+    save_dqn_policy(
+        tmp_path / "p.pt",
+        network.state_dict(),
+        {"algo": "dqn", "network": spec.to_dict(), "observation": KinematicsConfig().to_dict()},
+    )
+    state = torch.load(tmp_path / "p.pt", weights_only=True)
+    assert set(state) == {"0.weight", "0.bias", "2.weight", "2.bias"}
+    policy = DQNPolicy.load(tmp_path / "p.json")
+    observation = np.random.default_rng(0).normal(size=(5, 5)).astype(np.float32)
+    expected = network(torch.as_tensor(observation.reshape(1, -1)))[0].detach().numpy()
+    np.testing.assert_allclose(policy.q_values(observation), expected, rtol=1e-6)
+
+
+def _write_valid_metadata(path):
+    path.with_suffix(".json").write_text(
+        json.dumps(
+            {
+                "format": "drivestack-policy",
+                "version": 1,
+                "algo": "dqn",
+                "network": {"input_size": 25, "hidden_sizes": [8], "n_actions": 5},
+                "observation": KinematicsConfig().to_dict(),
+            }
+        )
+    )
+
+
+def test_random_bytes_are_refused_naming_the_file(tmp_path):
+    path = tmp_path / "noise.pt"
+    path.write_bytes(np.random.default_rng(0).bytes(4096))
+    _write_valid_metadata(path)
+    with pytest.raises(PolicyFileError, match="noise.pt"):
+        DQNPolicy.load(path)
+
+
+def test_a_foreign_zip_is_refused(tmp_path):
+    path = tmp_path / "other.pt"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("data.pkl", b"not ours")
+    _write_valid_metadata(path)
+    with pytest.raises(PolicyFileError, match="other.pt"):
+        DQNPolicy.load(path)
+
+
+def test_a_json_that_is_not_a_policy_is_refused(tmp_path):
+    (tmp_path / "config.pt").write_bytes(b"")
+    (tmp_path / "config.json").write_text(json.dumps({"algo": "dqn", "steps": 3}))
+    with pytest.raises(PolicyFileError, match="config.json.*not a drivestack policy"):
+        DQNPolicy.load(tmp_path / "config.json")
+
+
+def test_a_pickled_object_is_not_executed(tmp_path):
+    import pickle
+
+    class Boom:
+        def __reduce__(self):
+            return (exec, ("raise SystemExit('executed')",))
+
+    path = tmp_path / "evil.pt"
+    path.write_bytes(pickle.dumps({"0.weight": Boom()}))
+    _write_valid_metadata(path)
+    with pytest.raises(PolicyFileError, match="evil.pt"):
+        DQNPolicy.load(path)
+
+
+def test_the_shipped_policy_loads_and_drives_one_step():
+    path = shipped_policy_path()
+    if not path.exists():
+        pytest.fail(f"shipped policy {path} is missing")
+    policy = DQNPolicy.load(path)
+    action = policy.act(np.zeros(policy.observation.shape, dtype=np.float32))
+    assert MetaAction(action) in MetaAction
