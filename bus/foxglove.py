@@ -155,14 +155,16 @@ def register_view(msg_type: type, view: FoxgloveView) -> None:
 def register_default_views() -> None:
     """Views of the stack's own types (idempotent; the recorder and reader call it): camera
     images as JPEG ``foxglove.CompressedImage`` (quality :data:`DEFAULT_JPEG_QUALITY`; replay
-    returns the JPEG-decoded pixels), and the camera's ground-truth boxes as an
-    ``foxglove.ImageAnnotations`` companion (``/camera/truth/annotations``). Types registered
-    by their own modules before this call keep their views."""
+    returns the JPEG-decoded pixels); the camera's ground-truth boxes and the detector's
+    boxes as ``foxglove.ImageAnnotations`` companions (``/camera/truth/annotations``,
+    ``/perception/detections/annotations``). Types registered by their own modules before this
+    call keep their views."""
     global _DEFAULTS_REGISTERED
     if _DEFAULTS_REGISTERED:
         return
     _DEFAULTS_REGISTERED = True
     from bus.messages.camera import FrameLabels, Image
+    from bus.messages.perception import Detections2D
 
     if replacing_view(Image) is None:
         register_view(Image, compressed_image_view(Image, "jpeg", DEFAULT_JPEG_QUALITY))
@@ -176,6 +178,8 @@ def register_default_views() -> None:
                 color_rgba=(0.2, 1.0, 0.2, 1.0),
             ),
         )
+    if not views_for(Detections2D):
+        register_view(Detections2D, image_annotations_view())
 
 
 def unregister_views(msg_type: type) -> None:
@@ -224,7 +228,9 @@ def compressed_image_view(
         height, width = int(getattr(message, height_field)), int(getattr(message, width_field))
         pixels = np.asarray(_as_array(getattr(message, data_field))).reshape(height, width, 3)
         is_bgr = encoding_field is not None and getattr(message, encoding_field) == "bgr8"
-        ok, buffer = cv2.imencode(extension, pixels if is_bgr else pixels[..., ::-1], params)
+        # cvtColor, not a reversed view: OpenCV would copy the strided view element by element.
+        bgr = pixels if is_bgr else cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
+        ok, buffer = cv2.imencode(extension, bgr, params)
         if not ok:
             raise ValueError(f"could not encode a {width}x{height} image as {image_format}")
         header = message.header
@@ -241,7 +247,7 @@ def compressed_image_view(
         bgr = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
         if bgr is None:
             raise ValueError(f"image data is not a valid {data.get('format')!r} image")
-        rgb = np.ascontiguousarray(bgr[..., ::-1])
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         header = msgspec.convert(data["drivestack_header"], Header)
         fields = {height_field: rgb.shape[0], width_field: rgb.shape[1], data_field: rgb.tobytes()}
         if encoding_field is not None:

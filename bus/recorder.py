@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping
+import queue
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,10 +52,15 @@ class RecorderConfig:
     """:param chunk_size_bytes: uncompressed size at which a chunk is closed and written; a
         killed run loses at most the last chunk.
     :param compression: ``zstd``, ``lz4`` or ``none``.
+    :param background: encode and write on a writer thread, so that the loop only pays for
+        queueing a reference (JPEG encoding releases the GIL and runs in parallel).
+    :param queue_size: messages the writer thread may lag behind before publishers wait.
     """
 
     chunk_size_bytes: int = 256 * 1024
     compression: str = "zstd"
+    background: bool = True
+    queue_size: int = 256
 
 
 def partial_path(path: str | os.PathLike) -> Path:
@@ -100,6 +107,14 @@ class Recorder:
         )
         self._writer.start(profile="", library="drivestack")
         self._writer.add_metadata(METADATA_NAME, {k: str(v) for k, v in (metadata or {}).items()})
+        self.errors = 0
+        self._queue: queue.Queue[tuple[Callable[..., None], tuple] | None] = queue.Queue(
+            self.config.queue_size
+        )
+        self._thread: threading.Thread | None = None
+        if self.config.background:
+            self._thread = threading.Thread(target=self._drain, name="recorder", daemon=True)
+            self._thread.start()
         self._schemas: dict[str, int] = {}
         self._channels: dict[str, list[_Channel]] = {}
         self._json = msgspec.json.Encoder(enc_hook=encode_hook)
@@ -117,7 +132,28 @@ class Recorder:
 
     def add_metadata(self, values: Mapping[str, str]) -> None:
         """Add entries to the run description (readers merge the records in order)."""
-        self._writer.add_metadata(METADATA_NAME, {k: str(v) for k, v in values.items()})
+        entries = {k: str(v) for k, v in values.items()}
+        self._submit(self._writer.add_metadata, METADATA_NAME, entries)
+
+    def _submit(self, function: Callable[..., None], *args: Any) -> None:
+        if self._thread is None:
+            self._run(function, args)
+        else:
+            self._queue.put((function, args))
+
+    def _drain(self) -> None:
+        while (item := self._queue.get()) is not None:
+            self._run(*item)
+            self._queue.task_done()
+        self._queue.task_done()
+
+    def _run(self, function: Callable[..., None], args: tuple) -> None:
+        try:
+            function(*args)
+        except Exception:  # noqa: BLE001 - a bad message must not stop the recording
+            self.errors += 1
+            if self.errors == 1:
+                logger.exception("recorder: could not write a message (further errors counted)")
 
     def _callback(self, spec: TopicSpec):
         def on_message(message: Any) -> None:
@@ -130,7 +166,11 @@ class Recorder:
         if self.closed:
             return
         stamp_ns = int(message.header.stamp_ns)
-        log_time = self._log_time(stamp_ns)
+        self._submit(self._append, spec, message, self._log_time(stamp_ns))
+        self.message_count += 1
+
+    def _append(self, spec: TopicSpec, message: Any, log_time: int) -> None:
+        stamp_ns = int(message.header.stamp_ns)
         channels = self._channels.get(spec.name) or self._register(spec)
         for channel in channels:
             self._writer.add_message(
@@ -140,7 +180,6 @@ class Recorder:
                 publish_time=max(stamp_ns, 0),
                 sequence=int(message.header.seq) & 0xFFFFFFFF,
             )
-        self.message_count += 1
 
     def _log_time(self, stamp_ns: int) -> int:
         if self._last_stamp_ns is not None and stamp_ns < self._last_stamp_ns:
@@ -180,6 +219,13 @@ class Recorder:
             metadata={"msg_type": msg_type, "source_topic": spec.name},
         )
 
+    def flush(self) -> None:
+        """Wait until the writer thread has written everything queued, then hand the file's
+        buffered bytes to the OS (only complete chunks are in the file)."""
+        if self._thread is not None:
+            self._queue.join()
+        self._stream.flush()
+
     def close(self) -> Path:
         """Stop recording, write the summary and give the file its final name."""
         if self.closed:
@@ -187,12 +233,17 @@ class Recorder:
         self.closed = True
         for subscription in self._subscriptions:
             subscription.close()
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
         try:
             self._writer.finish()
         finally:
             self._stream.close()
         os.replace(self.partial, self.path)
-        logger.info("recorded %d messages to %s", self.message_count, self.path)
+        logger.info(
+            "recorded %d messages to %s (%d errors)", self.message_count, self.path, self.errors
+        )
         return self.path
 
     def __enter__(self) -> Recorder:

@@ -19,14 +19,19 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import msgspec
-from mcap.exceptions import McapError
 from mcap.records import Channel, Chunk, Footer, Message, Metadata, Schema
 from mcap.stream_reader import StreamReader, breakup_chunk
 
 from bus.bus import Bus
 from bus.foxglove import register_default_views, replacing_view, views_for
 from bus.recorder import METADATA_NAME
-from bus.schema import MESSAGE_ENCODING, json_schema, schema_differences, schema_name
+from bus.schema import (
+    MESSAGE_ENCODING,
+    json_decoder,
+    json_schema,
+    schema_differences,
+    schema_name,
+)
 from bus.topics import TOPICS, TopicSpec
 
 logger = logging.getLogger(__name__)
@@ -125,14 +130,7 @@ class LogReader:
                     )
                 except StopIteration:
                     break
-                except (
-                    McapError,
-                    ValueError,
-                    EOFError,
-                    OSError,
-                    RuntimeError,
-                    struct.error,
-                ) as error:
+                except Exception as error:  # noqa: BLE001 - untrusted bytes: any failure ends the read
                     report.broken_at, report.error = offset, _describe(error)
                     report.complete = False
                     break
@@ -185,7 +183,13 @@ class LogReader:
                 continue
             try:
                 message = decode(raw.data)
-            except (msgspec.DecodeError, msgspec.ValidationError, ValueError, KeyError) as error:
+            except (
+                msgspec.DecodeError,
+                msgspec.ValidationError,
+                ValueError,
+                KeyError,
+                TypeError,
+            ) as error:
                 logger.warning(
                     "%s: skipping an undecodable message on %s at log time %d ns: %s",
                     self.path,
@@ -248,15 +252,18 @@ def channel_decoder(
         decode_view = view.decode
         return lambda data: decode_view(json.loads(data))  # type: ignore[misc]
 
-    declared = json_schema(spec.msg_type)
-    differences = schema_differences(json.loads(schema.data), declared)  # type: ignore[union-attr]
+    try:
+        recorded_schema = json.loads(schema.data)  # type: ignore[union-attr]
+    except ValueError as error:
+        raise RecordingError(f"{where}: its schema is not valid JSON ({error})") from None
+    differences = schema_differences(recorded_schema, json_schema(spec.msg_type))
     if differences:
         raise RecordingError(
             f"{where}: the recorded {recorded} schema differs from the declared "
             f"type ({'; '.join(differences)}); it was recorded by another "
             "version of the message types"
         )
-    return msgspec.json.Decoder(spec.msg_type).decode
+    return json_decoder(spec.msg_type)
 
 
 def _is_companion(topic: str, table: dict[str, TopicSpec]) -> bool:

@@ -8,9 +8,12 @@ nested types under ``$defs``. Schemas are named ``drivestack.<TypeName>``.
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
+import msgspec.inspect
 
 SCHEMA_ENCODING = "jsonschema"
 MESSAGE_ENCODING = "json"
@@ -34,15 +37,71 @@ def schema_name(msg_type: type) -> str:
 
 
 def json_schema(msg_type: type[msgspec.Struct]) -> dict[str, Any]:
-    """Self-contained JSON Schema of ``msg_type`` with the type at the root."""
-    generated = msgspec.json.schema(msg_type)
+    """Self-contained JSON Schema of ``msg_type`` with the type at the root.
+
+    JSON has no NaN or infinity: msgspec writes non-finite floats as ``null``, so every number
+    also admits ``null`` here (and :func:`decode_json` reads it back as NaN).
+    """
+    generated = _nullable_numbers(msgspec.json.schema(msg_type))
     definitions = generated.get("$defs", {})
     root_name = generated["$ref"].rsplit("/", 1)[-1]
     return {"$schema": _JSON_SCHEMA_DIALECT, **definitions[root_name], "$defs": definitions}
 
 
+def _nullable_numbers(schema: Any) -> Any:
+    if isinstance(schema, list):
+        return [_nullable_numbers(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    converted = {
+        key: _nullable_numbers(value)
+        for key, value in schema.items()
+        if not (key == "default" and isinstance(value, float) and not math.isfinite(value))
+    }
+    if converted.get("type") == "number":
+        converted["type"] = ["number", "null"]
+    return converted
+
+
+def json_decoder(msg_type: type[msgspec.Struct]) -> Callable[[bytes], Any]:
+    """Decoder of JSON messages of ``msg_type`` that reads ``null`` floats back as NaN."""
+    fast = msgspec.json.Decoder(msg_type)
+    info = msgspec.inspect.type_info(msg_type)
+
+    def decode(data: bytes) -> Any:
+        try:
+            return fast.decode(data)
+        except msgspec.ValidationError:
+            restored = _nan_for_null(msgspec.json.decode(data), info)
+            return msgspec.convert(restored, msg_type)
+
+    return decode
+
+
+def _nan_for_null(value: Any, info: Any) -> Any:
+    """``value`` (decoded JSON) with ``None`` replaced by NaN where ``info`` wants a float."""
+    inspect = msgspec.inspect
+    if value is None and isinstance(info, inspect.FloatType):
+        return math.nan
+    if isinstance(info, inspect.StructType):
+        if isinstance(value, dict):
+            return {key: _nan_for_null(item, _field_type(info, key)) for key, item in value.items()}
+        if isinstance(value, list):  # array_like structs
+            return [_nan_for_null(v, f.type) for v, f in zip(value, info.fields, strict=False)]
+    if isinstance(value, list):
+        if isinstance(info, inspect.TupleType):
+            return [_nan_for_null(v, t) for v, t in zip(value, info.item_types, strict=False)]
+        if isinstance(info, (inspect.ListType, inspect.VarTupleType)):
+            return [_nan_for_null(v, info.item_type) for v in value]
+    return value
+
+
+def _field_type(info: Any, key: str) -> Any:
+    return next((f.type for f in info.fields if f.encode_name == key), None)
+
+
 def schema_bytes(schema: dict[str, Any]) -> bytes:
-    return json.dumps(schema, sort_keys=True, separators=(",", ":")).encode()
+    return json.dumps(schema, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
 
 def structure(schema: Any) -> Any:

@@ -14,7 +14,7 @@ import msgspec
 from bus.messages import DrivingAction, EgoState, LaneGeometry, ObjectList
 from bus.messages.camera import CameraInfo, FrameLabels, Image
 from bus.messages.mapping import LocalizerFix, PoseEstimate
-from bus.messages.perception import Detections2D, SignList
+from bus.messages.perception import Detections2D, LaneEstimate, SignList
 from bus.messages.world import StaticWorld
 
 CONTROL_RATE = "control"
@@ -53,10 +53,8 @@ _SPECS = (
     TopicSpec("/planning/action", DrivingAction, CONTROL_RATE, description="meta-action to apply"),
     TopicSpec("/sim/static", StaticWorld, None, latched=True,
               description="signs and landmarks of the episode, map frame"),
-    # TODO(#5): record the camera compressed (a JPEG message type); raw rgb8 frames would make
-    # recordings ~0.7 MB per control step, and the labelled MP4 already keeps the pictures.
-    TopicSpec("/camera/image", Image, CONTROL_RATE, recorded=False,
-              description="front camera, rgb8"),
+    # Recorded as JPEG foxglove.CompressedImage (bus/foxglove.py), about 55 kB a frame.
+    TopicSpec("/camera/image", Image, CONTROL_RATE, description="front camera, rgb8"),
     TopicSpec("/camera/info", CameraInfo, None, latched=True,
               description="front camera intrinsics and ego-to-camera transform"),
     TopicSpec("/camera/truth", FrameLabels, CONTROL_RATE,
@@ -65,6 +63,8 @@ _SPECS = (
               description="2-D detections of each camera image, with track ids"),
     TopicSpec("/perception/objects", ObjectList, CONTROL_RATE,
               description="tracked road users from the camera, ego frame"),
+    TopicSpec("/perception/lanes", LaneEstimate, CONTROL_RATE,
+              description="ego lane from the camera: offset, heading error, width, curvature"),
     TopicSpec("/perception/signs", SignList, CONTROL_RATE,
               description="classified traffic signs, speed limits"),
     TopicSpec("/mapping/fix", LocalizerFix, None,

@@ -115,7 +115,7 @@ def train_net(data: LocalizerData, config: TrainConfig,
             optimiser.step()
             schedule.step()
             for name, value in terms.items():
-                totals[name] = totals.get(name, 0.0) + float(value) / steps_per_epoch
+                totals[name] = totals.get(name, 0.0) + float(value.detach()) / steps_per_epoch
             if on_step is not None:
                 on_step()
         if on_epoch is not None:

@@ -82,15 +82,26 @@ def autolabel(config: AutolabelConfig, teacher: Detector) -> dict[str, Any]:
     return summary
 
 
-def _label_source(config: AutolabelConfig, source: FrameSource, teacher: Detector, tally: _Tally) -> None:
+def _label_source(
+    config: AutolabelConfig, source: FrameSource, teacher: Detector, tally: _Tally
+) -> None:
     from tqdm import tqdm
 
-    expected = source.expected_count if config.max_frames is None else min(source.expected_count, config.max_frames)
+    expected = (
+        source.expected_count
+        if config.max_frames is None
+        else min(source.expected_count, config.max_frames)
+    )
     kept_indices = list(range(0, expected, config.every))
     val_start = len(kept_indices) - round(len(kept_indices) * config.val_fraction)
     val_from_index = kept_indices[val_start] if val_start < len(kept_indices) else expected
-    with tqdm(total=len(kept_indices), unit="frame", desc=source.path.name, disable=not config.progress,
-              leave=False) as bar:
+    with tqdm(
+        total=len(kept_indices),
+        unit="frame",
+        desc=source.path.name,
+        disable=not config.progress,
+        leave=False,
+    ) as bar:
         for frame in source:
             if config.max_frames is not None and frame.index >= config.max_frames:
                 break
@@ -112,11 +123,16 @@ def _teacher_labels(teacher: Detector, image_rgb: np.ndarray, min_box_px: float)
     return BoxLabels(detections.boxes_xyxy[keep], detections.class_ids[keep])
 
 
-def _write_example(out: Path, split: str, name: str, image_rgb: np.ndarray, labels: BoxLabels) -> None:
+def _write_example(
+    out: Path, split: str, name: str, image_rgb: np.ndarray, labels: BoxLabels
+) -> None:
     image_path = out / "images" / split / f"{name}.jpg"
     with atomic_path(image_path) as tmp:
-        ok = cv2.imwrite(str(tmp), cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR),
-                         [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        ok = cv2.imwrite(
+            str(tmp),
+            cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR),
+            [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY],
+        )
         if not ok:
             raise OSError(f"could not write image {image_path}")
     height, width = image_rgb.shape[:2]

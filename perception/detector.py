@@ -65,8 +65,9 @@ def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     return intersection / np.maximum(union, 1e-9)
 
 
-def class_nms(detections: Detections, iou_threshold: float = NMS_IOU,
-              agnostic: bool = False) -> Detections:
+def class_nms(
+    detections: Detections, iou_threshold: float = NMS_IOU, agnostic: bool = False
+) -> Detections:
     """Non-maximum suppression, highest scores first (OpenCV's NMSBoxesBatched), per class
     or, with ``agnostic``, across classes (one box per object: a car is not also a truck)."""
     import cv2
@@ -86,8 +87,9 @@ def class_nms(detections: Detections, iou_threshold: float = NMS_IOU,
     return detections.select(np.sort(keep))
 
 
-def load_detector(weights: str | os.PathLike, conf: float = DEFAULT_CONF,
-                  trust: bool = False) -> Detector:
+def load_detector(
+    weights: str | os.PathLike, conf: float = DEFAULT_CONF, trust: bool = False
+) -> Detector:
     """A detector for a weights file: ``.onnx`` (a COCO YOLOX or FastestDet export) or an
     ultralytics ``.pt``.
 

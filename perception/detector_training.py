@@ -60,18 +60,29 @@ def find_data_yaml(data: str | os.PathLike) -> Path:
     path = Path(data)
     data_yaml = path / "data.yaml" if path.is_dir() else path
     if not data_yaml.is_file():
-        raise OSError(f"dataset {str(path)!r} has no data.yaml (write one with make-dataset or autolabel)")
+        raise OSError(
+            f"dataset {str(path)!r} has no data.yaml (write one with make-dataset or autolabel)"
+        )
     names = _names_from_yaml(data_yaml)
     if list(names) != list(CLASS_NAMES[: len(names)]) or len(names) < len(BOX_CLASS_NAMES):
         raise LabelFormatError(
             f"{data_yaml}: classes {list(names)} are not ours; train-detector needs "
-            f"{', '.join(BOX_CLASS_NAMES)} (optionally lane_line) as classes 0, 1, 2, ...")
+            f"{', '.join(BOX_CLASS_NAMES)} (optionally lane_line) as classes 0, 1, 2, ..."
+        )
     return data_yaml
 
 
 def transfer_class_rows(source_head, target_head, source_names: list[str]) -> list[str]:
     """Copy the classification-output rows of the source classes that map onto ours into
-    the target head (both ultralytics ``Detect``). Returns ``"coco -> ours"`` lines."""
+    the target head (both ultralytics ``Detect``), where the layers feeding them have the
+    same width. Returns ``"coco -> ours"`` lines for the rows copied."""
+    branches = list(zip(source_head.cv3, target_head.cv3, strict=True))
+    if any(s[-1].weight.shape[1:] != t[-1].weight.shape[1:] for s, t in branches):
+        # TODO(#6): nano heads size their hidden class layers by the class count (80 vs 5
+        # wide), so these rows cannot be carried over; such fine-tunes start the class
+        # layers afresh (backbone and neck are still transferred by ultralytics).
+        logger.warning("class head widths differ; COCO class rows are not carried over")
+        return []
     copied = []
     for our_id, our_name in enumerate(BOX_CLASS_NAMES):
         rows = [i for i, n in enumerate(source_names) if _maps_to(n, our_id)]
@@ -79,7 +90,7 @@ def transfer_class_rows(source_head, target_head, source_names: list[str]) -> li
             continue
         row = rows[0]
         with torch.no_grad():
-            for source_branch, target_branch in zip(source_head.cv3, target_head.cv3, strict=True):
+            for source_branch, target_branch in branches:
                 source_conv, target_conv = source_branch[-1], target_branch[-1]
                 target_conv.weight[our_id] = source_conv.weight[row]
                 target_conv.bias[our_id] = source_conv.bias[row]
@@ -105,28 +116,53 @@ def train_detector(config: DetectorTrainConfig) -> dict[str, Any]:
         source_model = YOLO(str(config.weights), task="detect").model
         model.load(source_model)
         source_names = _names_list(source_model.names)
-        model.add_callback("on_pretrain_routine_end",
-                           lambda trainer: _map_head(trainer, source_model, source_names))
+        model.add_callback(
+            "on_pretrain_routine_end",
+            lambda trainer: _map_head(trainer, source_model, source_names),
+        )
     model.train(
-        data=str(config.data_yaml), epochs=config.epochs, imgsz=config.imgsz, batch=config.batch,
-        device="cpu", workers=config.workers, project=str(config.out.resolve()), name="ultralytics",
-        exist_ok=True, plots=False, seed=config.seed, deterministic=True, patience=config.patience,
-        fraction=config.fraction, amp=False, verbose=False,
+        data=str(config.data_yaml),
+        epochs=config.epochs,
+        imgsz=config.imgsz,
+        batch=config.batch,
+        device="cpu",
+        workers=config.workers,
+        project=str(config.out.resolve()),
+        name="ultralytics",
+        exist_ok=True,
+        plots=False,
+        seed=config.seed,
+        deterministic=True,
+        patience=config.patience,
+        fraction=config.fraction,
+        amp=False,
+        verbose=False,
         **({"time": config.time_hours} if config.time_hours else {}),
     )
     run_dir = config.out / "ultralytics"
     best = run_dir / "weights" / "best.pt"
     trained = YOLO(str(best), task="detect").model  # our own checkpoint, written just now
     names = list(_names_from_yaml(config.data_yaml))
-    export_safe_weights(trained, names, config.model_yaml, config.imgsz,
-                        config.out / "detector.pt", meta={"config": _plain(asdict(config))})
-    return {"final_metrics": last_results_row(run_dir / "results.csv"),
-            "weights": str(config.out / "detector.pt"), "ultralytics_run": str(run_dir)}
+    export_safe_weights(
+        trained,
+        names,
+        config.model_yaml,
+        config.imgsz,
+        config.out / "detector.pt",
+        meta={"config": _plain(asdict(config))},
+    )
+    return {
+        "final_metrics": last_results_row(run_dir / "results.csv"),
+        "weights": str(config.out / "detector.pt"),
+        "ultralytics_run": str(run_dir),
+    }
 
 
 def _map_head(trainer, source_model, source_names: list[str]) -> None:
     copied = transfer_class_rows(source_model.model[-1], trainer.model.model[-1], source_names)
-    logger.info("head rows initialised from the pretrained classes: %s", ", ".join(copied) or "none")
+    logger.info(
+        "head rows initialised from the pretrained classes: %s", ", ".join(copied) or "none"
+    )
 
 
 def _names_list(names) -> list[str]:

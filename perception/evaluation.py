@@ -62,18 +62,25 @@ def coco_category_id(class_id: int) -> int:
 
 
 def coco_categories(class_names: tuple[str, ...] = BOX_CLASS_NAMES) -> list[dict[str, Any]]:
-    return [{"id": coco_category_id(i), "name": n, "supercategory": "road"}
-            for i, n in enumerate(class_names)]
+    return [
+        {"id": coco_category_id(i), "name": n, "supercategory": "road"}
+        for i, n in enumerate(class_names)
+    ]
 
 
-def coco_ground_truth(labels: list[BoxLabels], sizes_wh: list[tuple[int, int]],
-                      file_names: list[str], image_ids: list[int] | None = None,
-                      class_names: tuple[str, ...] = BOX_CLASS_NAMES) -> dict[str, Any]:
+def coco_ground_truth(
+    labels: list[BoxLabels],
+    sizes_wh: list[tuple[int, int]],
+    file_names: list[str],
+    image_ids: list[int] | None = None,
+    class_names: tuple[str, ...] = BOX_CLASS_NAMES,
+) -> dict[str, Any]:
     """A COCO ground-truth dictionary; image ids default to list positions."""
     images, annotations = [], []
     image_ids = list(range(len(labels))) if image_ids is None else image_ids
     for index, frame_labels, (width, height), name in zip(
-            image_ids, labels, sizes_wh, file_names, strict=True):
+        image_ids, labels, sizes_wh, file_names, strict=True
+    ):
         images.append({"id": index, "file_name": name, "width": width, "height": height})
         for box, cls in zip(frame_labels.boxes_xyxy, frame_labels.class_ids, strict=True):
             x1, y1, x2, y2 = (float(v) for v in box)
@@ -81,27 +88,40 @@ def coco_ground_truth(labels: list[BoxLabels], sizes_wh: list[tuple[int, int]],
             for target in range(len(class_names)) if crowd else [int(cls)]:
                 if target >= len(class_names):
                     continue
-                annotations.append({
-                    "id": len(annotations) + 1, "image_id": index,
-                    "category_id": coco_category_id(target),
-                    "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1),
-                    "iscrowd": int(crowd),
-                })
-    return {"images": images, "annotations": annotations,
-            "categories": coco_categories(class_names)}
+                annotations.append(
+                    {
+                        "id": len(annotations) + 1,
+                        "image_id": index,
+                        "category_id": coco_category_id(target),
+                        "bbox": [x1, y1, x2 - x1, y2 - y1],
+                        "area": (x2 - x1) * (y2 - y1),
+                        "iscrowd": int(crowd),
+                    }
+                )
+    return {
+        "images": images,
+        "annotations": annotations,
+        "categories": coco_categories(class_names),
+    }
 
 
-def coco_results(detections: list[Detections],
-                 image_ids: list[int] | None = None) -> list[dict[str, Any]]:
+def coco_results(
+    detections: list[Detections], image_ids: list[int] | None = None
+) -> list[dict[str, Any]]:
     """COCO results list (``bbox`` xywh pixels); image ids default to list positions."""
     results = []
     image_ids = list(range(len(detections))) if image_ids is None else image_ids
     for index, frame in zip(image_ids, detections, strict=True):
         for box, score, cls in zip(frame.boxes_xyxy, frame.scores, frame.class_ids, strict=True):
             x1, y1, x2, y2 = (round(float(v), 2) for v in box)
-            results.append({"image_id": index, "category_id": coco_category_id(cls),
-                            "bbox": [x1, y1, round(x2 - x1, 2), round(y2 - y1, 2)],
-                            "score": round(float(score), 5)})
+            results.append(
+                {
+                    "image_id": index,
+                    "category_id": coco_category_id(cls),
+                    "bbox": [x1, y1, round(x2 - x1, 2), round(y2 - y1, 2)],
+                    "score": round(float(score), 5),
+                }
+            )
     return results
 
 
@@ -126,8 +146,11 @@ def _empty_results(coco_gt):
     from pycocotools.coco import COCO
 
     coco_dt = COCO()
-    coco_dt.dataset = {"images": coco_gt.dataset["images"], "annotations": [],
-                       "categories": coco_gt.dataset["categories"]}
+    coco_dt.dataset = {
+        "images": coco_gt.dataset["images"],
+        "annotations": [],
+        "categories": coco_gt.dataset["categories"],
+    }
     coco_dt.createIndex()
     return coco_dt
 
@@ -146,12 +169,19 @@ def _extract(evaluator, categories: list[dict[str, Any]]) -> Evaluation:
         ap50_95 = _mean_valid(per_iou) if has_gt else None
         if has_gt:
             curves[category["name"]] = np.clip(per_iou[IOU_50_INDEX], 0, None)
-        classes.append(ClassMetrics(
-            name=category["name"], ground_truth=matches.ground_truth,
-            detections=int(matches.scores.size), true_positives=point.true_positives,
-            precision=point.precision if has_gt else None,
-            recall=point.recall if has_gt else None, f1_threshold=point.threshold,
-            ap50=ap50, ap50_95=ap50_95))
+        classes.append(
+            ClassMetrics(
+                name=category["name"],
+                ground_truth=matches.ground_truth,
+                detections=int(matches.scores.size),
+                true_positives=point.true_positives,
+                precision=point.precision if has_gt else None,
+                recall=point.recall if has_gt else None,
+                f1_threshold=point.threshold,
+                ap50=ap50,
+                ap50_95=ap50_95,
+            )
+        )
     valid = [c for c in classes if c.ap50 is not None]
     return Evaluation(
         classes=classes,
@@ -188,8 +218,11 @@ def _matches(evaluator) -> dict[int, _Matches]:
         entry[1].append(np.asarray(image_eval["dtScores"])[kept])
         entry[2].append(matched[kept])
     return {
-        c: _Matches(gt, np.concatenate(scores) if scores else np.zeros(0),
-                    np.concatenate(flags) if flags else np.zeros(0, bool))
+        c: _Matches(
+            gt,
+            np.concatenate(scores) if scores else np.zeros(0),
+            np.concatenate(flags) if flags else np.zeros(0, bool),
+        )
         for c, (gt, scores, flags) in collected.items()
     }
 
@@ -212,8 +245,12 @@ def best_f1_point(matches: _Matches) -> OperatingPoint:
     recall = true_positives / matches.ground_truth
     f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
     best = int(np.argmax(f1))
-    return OperatingPoint(float(matches.scores[order][best]), float(precision[best]),
-                          float(recall[best]), int(true_positives[best]))
+    return OperatingPoint(
+        float(matches.scores[order][best]),
+        float(precision[best]),
+        float(recall[best]),
+        int(true_positives[best]),
+    )
 
 
 def plot_pr_curves(evaluation: Evaluation, path, title: str) -> None:

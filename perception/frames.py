@@ -83,7 +83,9 @@ class FrameSource:
                 ok, image = capture.read()
                 if not ok:
                     break
-                yield Frame(index, VIDEO_FRAME_NAME.format(index), cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+                yield Frame(
+                    index, VIDEO_FRAME_NAME.format(index), cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+                )
                 index += 1
         finally:
             capture.release()

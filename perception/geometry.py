@@ -13,7 +13,9 @@ MIN_RAY_DOWN = 1e-6
 
 def camera_matrices(info: CameraInfo) -> tuple[np.ndarray, np.ndarray]:
     """K (3x3) and the ego-to-camera transform (4x4) of a CameraInfo."""
-    return np.asarray(info.k, float).reshape(3, 3), np.asarray(info.t_camera_ego, float).reshape(4, 4)
+    return np.asarray(info.k, float).reshape(3, 3), np.asarray(info.t_camera_ego, float).reshape(
+        4, 4
+    )
 
 
 def pixels_to_road(pixels_uv: np.ndarray, k: np.ndarray, t_camera_ego: np.ndarray) -> np.ndarray:
@@ -30,7 +32,9 @@ def pixels_to_road(pixels_uv: np.ndarray, k: np.ndarray, t_camera_ego: np.ndarra
     return points
 
 
-def box_ground_contact(boxes_xyxy: np.ndarray, k: np.ndarray, t_camera_ego: np.ndarray) -> np.ndarray:
+def box_ground_contact(
+    boxes_xyxy: np.ndarray, k: np.ndarray, t_camera_ego: np.ndarray
+) -> np.ndarray:
     """Road point (N, 2) [m, ego frame] under the bottom centre of each box: where an object
     standing on the road touches it, on the face that is nearest the camera."""
     boxes = np.asarray(boxes_xyxy, float).reshape(-1, 4)

@@ -54,7 +54,9 @@ class Tracker:
         self.tracks.clear()
         self._next_id = 1
 
-    def update(self, detections: Detections, positions_m: np.ndarray, stamp_s: float) -> list[Track]:
+    def update(
+        self, detections: Detections, positions_m: np.ndarray, stamp_s: float
+    ) -> list[Track]:
         """Associate one frame's detections (with their road positions (N, 2)) and return
         the tracks updated in this frame."""
         unmatched = set(range(len(detections)))
@@ -74,7 +76,9 @@ class Tracker:
         self.tracks = [t for t in self.tracks if t.missed <= self.config.max_missed]
         return updated
 
-    def _best_match(self, track: Track, detections: Detections, candidates: list[int]) -> int | None:
+    def _best_match(
+        self, track: Track, detections: Detections, candidates: list[int]
+    ) -> int | None:
         same_class = [i for i in candidates if detections.class_ids[i] == track.class_id]
         if not same_class:
             return None
@@ -82,13 +86,21 @@ class Tracker:
         best = int(np.argmax(ious))
         return same_class[best] if ious[best] >= self.config.match_iou else None
 
-    def _refresh(self, track: Track, detections: Detections, positions_m: np.ndarray, index: int,
-                 stamp_s: float) -> None:
+    def _refresh(
+        self,
+        track: Track,
+        detections: Detections,
+        positions_m: np.ndarray,
+        index: int,
+        stamp_s: float,
+    ) -> None:
         position = positions_m[index]
         dt = stamp_s - track.stamp_s
         if dt > 0 and np.all(np.isfinite(position)) and np.all(np.isfinite(track.position_m)):
             weight = self.config.velocity_smoothing if track.hits > 1 else 1.0
-            track.velocity_mps = (1 - weight) * track.velocity_mps + weight * (position - track.position_m) / dt
+            track.velocity_mps = (1 - weight) * track.velocity_mps + weight * (
+                position - track.position_m
+            ) / dt
         track.box_xyxy = detections.boxes_xyxy[index]
         track.score = float(detections.scores[index])
         track.position_m = position
@@ -96,9 +108,17 @@ class Tracker:
         track.hits += 1
         track.missed = 0
 
-    def _start(self, detections: Detections, positions_m: np.ndarray, index: int, stamp_s: float) -> Track:
-        track = Track(self._next_id, int(detections.class_ids[index]), detections.boxes_xyxy[index],
-                      float(detections.scores[index]), positions_m[index], stamp_s)
+    def _start(
+        self, detections: Detections, positions_m: np.ndarray, index: int, stamp_s: float
+    ) -> Track:
+        track = Track(
+            self._next_id,
+            int(detections.class_ids[index]),
+            detections.boxes_xyxy[index],
+            float(detections.scores[index]),
+            positions_m[index],
+            stamp_s,
+        )
         self._next_id += 1
         self.tracks.append(track)
         return track

@@ -39,8 +39,13 @@ from perception.labels import BoxLabels, LabelFile, LabelSet, match_frames, read
 logger = logging.getLogger(__name__)
 
 OUTPUT_FILES = (
-    "summary.json", "annotated.mp4", "detections.jsonl", "coco_results.json",
-    "ground_truth_coco.json", "metrics.json", "pr_curve.png",
+    "summary.json",
+    "annotated.mp4",
+    "detections.jsonl",
+    "coco_results.json",
+    "ground_truth_coco.json",
+    "metrics.json",
+    "pr_curve.png",
 )
 CLASS_COLORS_RGB = ((255, 64, 64), (255, 160, 0), (64, 200, 255), (255, 255, 0), (200, 200, 200))
 LABEL_COLOR_RGB = (255, 255, 255)
@@ -122,19 +127,31 @@ def _detect_all(config: ClipEvalConfig, source: FrameSource, detector: Detector)
     total = _limit(source.expected_names(), config.max_frames)
     video = Mp4Writer(config.out / "annotated.mp4", fps=source.fps) if config.write_video else None
     started = time.perf_counter()
-    with atomic_path(config.out / "detections.jsonl") as lines_path, \
-            lines_path.open("w", encoding="utf-8") as lines, \
-            tqdm(total=len(total), unit="frame", disable=not config.progress, leave=False,
-                 desc=config.source.name) as bar:
+    with (
+        atomic_path(config.out / "detections.jsonl") as lines_path,
+        lines_path.open("w", encoding="utf-8") as lines,
+        tqdm(
+            total=len(total),
+            unit="frame",
+            disable=not config.progress,
+            leave=False,
+            desc=config.source.name,
+        ) as bar,
+    ):
         try:
             for frame in source:
                 if config.max_frames is not None and frame.index >= config.max_frames:
                     break
                 detections, latency_ms = _timed_detect(detector, frame.image_rgb)
                 _record(run, frame.name, frame.image_rgb, detections, latency_ms)
-                lines.write(json.dumps(_frame_record(frame.index, frame.name, detections, latency_ms)) + "\n")
+                lines.write(
+                    json.dumps(_frame_record(frame.index, frame.name, detections, latency_ms))
+                    + "\n"
+                )
                 if video is not None:
-                    annotated = draw_detections(frame.image_rgb, detections, frame.index, latency_ms)
+                    annotated = draw_detections(
+                        frame.image_rgb, detections, frame.index, latency_ms
+                    )
                     video.write(_fit(annotated, run.sizes_wh[0], frame.image_rgb.shape))
                 bar.update(1)
                 bar.set_postfix(fps=f"{1000.0 / max(np.mean(run.latencies_ms), 1e-6):.1f}")
@@ -151,18 +168,26 @@ def _detect_all(config: ClipEvalConfig, source: FrameSource, detector: Detector)
     if not run.names:
         raise OSError(f"input {str(config.source)!r} yielded no frames")
     if source.is_video and len(run.names) != source.expected_count and config.max_frames is None:
-        logger.warning("%s: read %d frames, its header states %d", config.source,
-                       len(run.names), source.expected_count)
+        logger.warning(
+            "%s: read %d frames, its header states %d",
+            config.source,
+            len(run.names),
+            source.expected_count,
+        )
     return run
 
 
-def _fit(annotated: np.ndarray, first_wh: tuple[int, int], frame_shape: tuple[int, ...]) -> np.ndarray:
+def _fit(
+    annotated: np.ndarray, first_wh: tuple[int, int], frame_shape: tuple[int, ...]
+) -> np.ndarray:
     """Resize an annotated frame of an image sequence whose images differ in size to the
     size the first frame had (a video's frames must share one size)."""
     if (frame_shape[1], frame_shape[0]) == first_wh:
         return annotated
     banner_px = annotated.shape[0] - frame_shape[0]
-    return cv2.resize(annotated, (first_wh[0], first_wh[1] + banner_px), interpolation=cv2.INTER_AREA)
+    return cv2.resize(
+        annotated, (first_wh[0], first_wh[1] + banner_px), interpolation=cv2.INTER_AREA
+    )
 
 
 def _timed_detect(detector: Detector, image_rgb: np.ndarray) -> tuple[Detections, float]:
@@ -171,38 +196,62 @@ def _timed_detect(detector: Detector, image_rgb: np.ndarray) -> tuple[Detections
     return detections, (time.perf_counter() - started) * 1000.0
 
 
-def _record(run: _Run, name: str, image_rgb: np.ndarray, detections: Detections, latency_ms: float) -> None:
+def _record(
+    run: _Run, name: str, image_rgb: np.ndarray, detections: Detections, latency_ms: float
+) -> None:
     run.names.append(name)
     run.sizes_wh.append((image_rgb.shape[1], image_rgb.shape[0]))
     run.detections.append(detections)
     run.latencies_ms.append(latency_ms)
 
 
-def _frame_record(index: int, name: str, detections: Detections, latency_ms: float) -> dict[str, Any]:
+def _frame_record(
+    index: int, name: str, detections: Detections, latency_ms: float
+) -> dict[str, Any]:
     return {
         "frame": index,
         "name": name,
         "latency_ms": round(latency_ms, 3),
         "detections": [
-            {"class": CLASS_NAMES[int(c)], "class_id": int(c), "score": round(float(s), 5),
-             "bbox_xyxy": [round(float(v), 2) for v in box]}
-            for box, s, c in zip(detections.boxes_xyxy, detections.scores, detections.class_ids, strict=True)
+            {
+                "class": CLASS_NAMES[int(c)],
+                "class_id": int(c),
+                "score": round(float(s), 5),
+                "bbox_xyxy": [round(float(v), 2) for v in box],
+            }
+            for box, s, c in zip(
+                detections.boxes_xyxy, detections.scores, detections.class_ids, strict=True
+            )
         ],
     }
 
 
-def draw_detections(image_rgb: np.ndarray, detections: Detections, index: int, latency_ms: float) -> np.ndarray:
+def draw_detections(
+    image_rgb: np.ndarray, detections: Detections, index: int, latency_ms: float
+) -> np.ndarray:
     """A copy of the frame with boxes, class names and scores, and a banner line."""
     from sim.video import draw_overlay
 
     canvas = image_rgb.copy()
-    for box, score, cls in zip(detections.boxes_xyxy, detections.scores, detections.class_ids, strict=True):
+    for box, score, cls in zip(
+        detections.boxes_xyxy, detections.scores, detections.class_ids, strict=True
+    ):
         x1, y1, x2, y2 = (int(round(float(v))) for v in box)
         color = CLASS_COLORS_RGB[int(cls) % len(CLASS_COLORS_RGB)]
         cv2.rectangle(canvas, (x1, y1), (x2, y2), color, BOX_THICKNESS_PX)
-        cv2.putText(canvas, f"{CLASS_NAMES[int(cls)]} {score:.2f}", (x1, max(y1 - 4, 10)),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 1, cv2.LINE_AA)
-    return draw_overlay(canvas, [f"frame {index}  {len(detections)} detections  {latency_ms:.1f} ms"])
+        cv2.putText(
+            canvas,
+            f"{CLASS_NAMES[int(cls)]} {score:.2f}",
+            (x1, max(y1 - 4, 10)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.45,
+            color,
+            1,
+            cv2.LINE_AA,
+        )
+    return draw_overlay(
+        canvas, [f"frame {index}  {len(detections)} detections  {latency_ms:.1f} ms"]
+    )
 
 
 def _evaluate(config: ClipEvalConfig, label_set: LabelSet, run: _Run) -> Evaluation:
@@ -211,8 +260,9 @@ def _evaluate(config: ClipEvalConfig, label_set: LabelSet, run: _Run) -> Evaluat
     matched = evaluation_frames(label_set, run)
     frames = sorted(matched)
     labels: list[BoxLabels] = [matched[i].to_pixels(*run.sizes_wh[i]) for i in frames]
-    ground_truth = coco_ground_truth(labels, [run.sizes_wh[i] for i in frames],
-                                     [run.names[i] for i in frames], image_ids=frames)
+    ground_truth = coco_ground_truth(
+        labels, [run.sizes_wh[i] for i in frames], [run.names[i] for i in frames], image_ids=frames
+    )
     evaluation = evaluate(ground_truth, coco_results([run.detections[i] for i in frames], frames))
     write_json(config.out / "ground_truth_coco.json", ground_truth)
     write_json(config.out / "metrics.json", metrics_dict(evaluation))
@@ -235,7 +285,9 @@ def metrics_dict(evaluation: Evaluation) -> dict[str, Any]:
     }
 
 
-def _base_summary(config: ClipEvalConfig, detector: Detector, source: FrameSource, run: _Run) -> dict[str, Any]:
+def _base_summary(
+    config: ClipEvalConfig, detector: Detector, source: FrameSource, run: _Run
+) -> dict[str, Any]:
     latencies = np.array(run.latencies_ms)
     return {
         "command": "eval-video",

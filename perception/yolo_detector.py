@@ -48,7 +48,9 @@ def load_safe_weights(path: Path) -> dict[str, Any]:
     :raises ValueError: when it is not a weights file, or not ours.
     """
     if not zipfile.is_zipfile(path):
-        raise ValueError(f"weights {str(path)!r} are not a readable PyTorch file (not a torch.save archive)")
+        raise ValueError(
+            f"weights {str(path)!r} are not a readable PyTorch file (not a torch.save archive)"
+        )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises UnpicklingError, RuntimeError, ...
@@ -58,7 +60,9 @@ def load_safe_weights(path: Path) -> dict[str, Any]:
                 "loading one executes code stored in it. Pass --trust-weights if you trust "
                 "the file"
             ) from None
-        raise ValueError(f"weights {str(path)!r} are not a readable PyTorch file: {error}") from None
+        raise ValueError(
+            f"weights {str(path)!r} are not a readable PyTorch file: {error}"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != WEIGHTS_FORMAT:
         raise ValueError(
             f"weights {str(path)!r} are not drivestack detector weights (format {WEIGHTS_FORMAT!r})"
@@ -81,8 +85,13 @@ class YoloDetector:
     :raises ValueError: wrong kind of file, or classes that are neither ours nor COCO's.
     """
 
-    def __init__(self, path: str | os.PathLike, conf: float = DEFAULT_CONF,
-                 imgsz: int | None = None, trust: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        conf: float = DEFAULT_CONF,
+        imgsz: int | None = None,
+        trust: bool = False,
+    ) -> None:
         self.path = Path(path)
         self.conf = conf
         try:
@@ -93,7 +102,10 @@ class YoloDetector:
             payload = None
         if payload is not None:
             self.model = build_model(payload["model_yaml"], len(payload["names"]))
-            state = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
+            state = {
+                k: v.float() if v.is_floating_point() else v
+                for k, v in payload["state_dict"].items()
+            }
             self.model.load_state_dict(state)
             names, self.imgsz = list(payload["names"]), int(imgsz or payload["imgsz"])
         else:
@@ -110,8 +122,9 @@ class YoloDetector:
         blob, scale, pad_xy = letterbox(image_rgb, self.imgsz)
         output = self.model(torch.from_numpy(blob))
         prediction = output[0] if isinstance(output, (list, tuple)) else output
-        kept = non_max_suppression(prediction, conf_thres=self.conf, iou_thres=NMS_IOU,
-                                   max_det=MAX_DETECTIONS)[0].numpy()
+        kept = non_max_suppression(
+            prediction, conf_thres=self.conf, iou_thres=NMS_IOU, max_det=MAX_DETECTIONS
+        )[0].numpy()
         boxes = (kept[:, :4] - np.array([*pad_xy, *pad_xy], np.float32)) / scale
         height, width = image_rgb.shape[:2]
         boxes = np.clip(boxes, 0, [width, height, width, height]).astype(np.float32)
@@ -132,8 +145,15 @@ def letterbox(image_rgb: np.ndarray, size_px: int) -> tuple[np.ndarray, float, t
     out_h = -(-new_h // STRIDE_PX) * STRIDE_PX
     pad_x, pad_y = (out_w - new_w) / 2, (out_h - new_h) / 2
     left, top = int(round(pad_x - 0.1)), int(round(pad_y - 0.1))
-    canvas = cv2.copyMakeBorder(resized, top, out_h - new_h - top, left, out_w - new_w - left,
-                                cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3)
+    canvas = cv2.copyMakeBorder(
+        resized,
+        top,
+        out_h - new_h - top,
+        left,
+        out_w - new_w - left,
+        cv2.BORDER_CONSTANT,
+        value=(PAD_VALUE,) * 3,
+    )
     blob = canvas.transpose(2, 0, 1)[None].astype(np.float32) / 255.0
     return np.ascontiguousarray(blob), scale, (float(left), float(top))
 
@@ -154,7 +174,9 @@ def _load_trusted_ultralytics(path: Path, imgsz: int | None):
     try:
         yolo = YOLO(str(path), task="detect")
     except Exception as error:  # ultralytics raises many types for foreign files
-        raise ValueError(f"weights {str(path)!r} are not an ultralytics checkpoint: {error}") from None
+        raise ValueError(
+            f"weights {str(path)!r} are not an ultralytics checkpoint: {error}"
+        ) from None
     if yolo.task != "detect":
         raise ValueError(f"weights {str(path)!r} are a {yolo.task!r} model, not a detector")
     names = yolo.model.names
@@ -163,13 +185,25 @@ def _load_trusted_ultralytics(path: Path, imgsz: int | None):
     return yolo.model, names, int(imgsz or train_size)
 
 
-def export_safe_weights(model, names: list[str], model_yaml: str, imgsz: int, path: Path,
-                        meta: dict[str, Any] | None = None) -> None:
+def export_safe_weights(
+    model,
+    names: list[str],
+    model_yaml: str,
+    imgsz: int,
+    path: Path,
+    meta: dict[str, Any] | None = None,
+) -> None:
     """Write drivestack weights (float16 state_dict) for a trained DetectionModel."""
     from bus.atomic import atomic_path
 
     state = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
-    payload = {"format": WEIGHTS_FORMAT, "model_yaml": model_yaml, "names": list(names),
-               "imgsz": int(imgsz), "state_dict": state, "meta": dict(meta or {})}
+    payload = {
+        "format": WEIGHTS_FORMAT,
+        "model_yaml": model_yaml,
+        "names": list(names),
+        "imgsz": int(imgsz),
+        "state_dict": state,
+        "meta": dict(meta or {}),
+    }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)

@@ -109,8 +109,8 @@ class Simulator:
         self.env.reset(seed=seed)
         if prepare is not None:
             prepare(self.env.unwrapped)
-        # A constructed scene keeps its vehicles as they are (no trucks).
-        static = self.world.reset(self.env, seed, make_trucks=prepare is None)
+        # A constructed scene keeps its road users as placed (no trucks, no pedestrians).
+        static = self.world.reset(self.env, seed, road_users=prepare is None)
         self.bus.publish("/sim/static", static)
         if self.camera is not None:
             self.bus.publish("/camera/info", self.camera.reset(seed))

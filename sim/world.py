@@ -93,8 +93,12 @@ class World:
         self.static = StaticWorld(header=Header(stamp_ns=0))
         self._walkers: list[_Walker] = []
 
-    def reset(self, env, seed: int, make_trucks: bool = True) -> StaticWorld:
-        """Generate the episode's world from ``env``'s road network (and some trucks)."""
+    def reset(self, env, seed: int, road_users: bool = True) -> StaticWorld:
+        """Generate the episode's world from ``env``'s road network.
+
+        :param road_users: also add pedestrians and turn some vehicles into trucks; False
+            keeps a constructed scene's road users exactly as they were placed.
+        """
         world = env.unwrapped
         rng = np.random.default_rng([seed, 0x5EED])
         segments = _outer_lanes(world.road.network)
@@ -103,8 +107,8 @@ class World:
             signs=tuple(self._signs(segments)),
             landmarks=tuple(self._landmarks(segments, world.road.network, rng)),
         )
-        self._walkers = self._pedestrians(segments, rng)
-        trucks = convert_to_trucks(world, rng, self.config) if make_trucks else 0
+        self._walkers = self._pedestrians(segments, rng) if road_users else []
+        trucks = convert_to_trucks(world, rng, self.config) if road_users else 0
         logger.debug("world: %d signs, %d landmarks, %d pedestrians, %d trucks",
                      len(self.static.signs), len(self.static.landmarks), len(self._walkers), trucks)
         return self.static
@@ -142,7 +146,8 @@ class World:
                 shape = shapes[int(rng.integers(len(shapes)))]
                 length, width, height = _landmark_size(shape, rng)
                 edge_lane = right if on_right else left
-                near = edge_lane.width_at(s) / 2 + float(rng.uniform(*self.config.landmark_offset_m))
+                offset = float(rng.uniform(*self.config.landmark_offset_m))
+                near = edge_lane.width_at(s) / 2 + offset
                 lateral = near + width / 2
                 position = edge_lane.position(s, lateral if on_right else -lateral)
                 if not _near_any_lane(network, position, clearance_m=width / 2 + 1.0):
@@ -170,7 +175,8 @@ class World:
                 lane = right if on_right else left
                 s = float(rng.uniform(0.0, extent))
                 lateral = lane.width_at(s) / 2 + float(rng.uniform(*cfg.pedestrian_offset_m))
-                speed = float(rng.uniform(*cfg.pedestrian_speed_mps)) * (1 if rng.random() < 0.5 else -1)
+                direction = 1.0 if rng.random() < 0.5 else -1.0
+                speed = float(rng.uniform(*cfg.pedestrian_speed_mps)) * direction
                 walkers.append(_Walker(PEDESTRIAN_ID_BASE + len(walkers), lane,
                                        s, lateral if on_right else -lateral, speed, False))
             for s in cfg.crossings_s_m:
@@ -296,4 +302,5 @@ def _landmark_size(shape: LandmarkShape, rng: np.random.Generator) -> tuple[floa
         return diameter, diameter, float(rng.uniform(8.0, 16.0))
     if shape == LandmarkShape.BILLBOARD:
         return float(rng.uniform(6.0, 10.0)), 0.4, float(rng.uniform(6.0, 9.0))
-    return float(rng.uniform(8.0, 14.0)), float(rng.uniform(6.0, 10.0)), float(rng.uniform(5.0, 8.0))
+    length, width = float(rng.uniform(8.0, 14.0)), float(rng.uniform(6.0, 10.0))
+    return length, width, float(rng.uniform(5.0, 8.0))

@@ -7,7 +7,7 @@ are ``bbox_xyxy`` = (x_min, y_min, x_max, y_max) in pixels of the published imag
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 import msgspec
 
@@ -17,7 +17,7 @@ DETECTION_CLASSES: tuple[str, ...] = ("car", "truck", "pedestrian", "traffic_sig
 """Detector classes; the index is the YOLO class id (shared with ``perception/classes.py``)."""
 
 
-class LabelClass(str, Enum):
+class LabelClass(StrEnum):
     CAR = "car"
     TRUCK = "truck"
     PEDESTRIAN = "pedestrian"

@@ -66,3 +66,25 @@ class SignList(msgspec.Struct, frozen=True, kw_only=True, tag=True):
 
     header: Header
     signs: tuple[SignObservation, ...] = ()
+
+
+class LaneEstimate(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """The ego lane seen by the camera, in the ``ego`` frame (x forward, y left).
+
+    ``header.valid`` is False when the lines on both sides were not found; the numbers are
+    then NaN.
+
+    :param lateral_offset_m: ego centre left of the lane centre [m].
+    :param heading_error_rad: ego heading minus lane direction, counter-clockwise [rad].
+    :param lane_width_m: distance between the lane's two lines at the ego [m].
+    :param curvature_1pm: curvature of the lane [1/m], positive turning left.
+    :param left_line, right_line: ``(c0, c1, c2)`` of ``y = c0 + c1 x + c2 x^2`` [m].
+    """
+
+    header: Header
+    lateral_offset_m: float
+    heading_error_rad: float
+    lane_width_m: float
+    curvature_1pm: float
+    left_line: tuple[float, float, float] = (float("nan"),) * 3
+    right_line: tuple[float, float, float] = (float("nan"),) * 3

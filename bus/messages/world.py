@@ -7,14 +7,14 @@ addresses); a landmark's yaw is the direction of its length axis.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 import msgspec
 
 from bus.messages.common import Header, Pose2D
 
 
-class SignType(str, Enum):
+class SignType(StrEnum):
     SPEED_LIMIT = "speed_limit"
     STOP = "stop"
     YIELD = "yield"
@@ -22,7 +22,7 @@ class SignType(str, Enum):
     WARNING = "warning"
 
 
-class LandmarkShape(str, Enum):
+class LandmarkShape(StrEnum):
     TOWER = "tower"
     """Tall box with horizontal colour bands."""
     SILO = "silo"

@@ -112,9 +112,12 @@ class BridgeStats:
 class ZenohBridge:
     """Forwards ``outbound`` topics from ``bus`` to Zenoh and ``inbound`` ones back.
 
-    :param accept: optional filter ``(topic, message) -> bool`` applied to inbound messages
-        before they reach the bus (rejected ones are counted and dropped).
+    Set :attr:`accept` to a filter ``(topic, message) -> bool`` to drop (and count) inbound
+    messages before they reach the bus.
+
+    :param name: announced as liveliness token ``drivestack/nodes/NAME`` once the bridge is up.
     :raises ValueError: a topic is both inbound and outbound, or is not declared.
+    :raises OSError: the Zenoh session cannot be opened (e.g. the port is taken).
     """
 
     def __init__(
@@ -146,9 +149,18 @@ class ZenohBridge:
         self._encoder = msgspec.msgpack.Encoder(enc_hook=encode_hook)
         self._last_payload: dict[str, bytes] = {}
         self._reported: set[str] = set()
-        self.session = zenoh.open(config.session_config())
+        try:
+            self.session = zenoh.open(config.session_config())
+        except zenoh.ZError as error:
+            raise OSError(
+                f"cannot open a zenoh session (listen: {', '.join(config.listen) or '-'}; "
+                f"connect: {', '.join(config.connect) or '-'}): {error}"
+            ) from None
         # One subscriber for every key: Zenoh keeps the order of one sender's messages within a
         # subscriber, not across subscribers, and a node needs a step's inputs before its trigger.
+        # TODO(#3): this also pulls in topics the node does not read (camera images, ~55 kB
+        # each as JPEG, 0.7 MB raw); per-topic subscribers with a per-sender sequence number
+        # and a reorder buffer would keep the order without the extra traffic.
         self._topic_of_key = {config.key(topic): topic for topic in self.inbound}
         self._zenoh_subscriber = self.session.declare_subscriber(
             config.key_prefix + "/**", self._on_sample, allowed_origin=zenoh.Locality.REMOTE

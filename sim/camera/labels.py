@@ -42,7 +42,8 @@ def box_labels(result: RenderResult, width: int, height: int) -> tuple[BoxLabel,
     return tuple(labels)
 
 
-def lane_labels(lanes: LaneGeometry, camera: CameraModel, ego_pose: Pose2D) -> tuple[LaneLineLabel, ...]:
+def lane_labels(lanes: LaneGeometry, camera: CameraModel,
+                ego_pose: Pose2D) -> tuple[LaneLineLabel, ...]:
     """Painted boundaries in front of the camera as image and ``ego``-frame polylines."""
     config = camera.config
     rotation, translation = camera.map_to_camera(ego_pose)

@@ -249,7 +249,10 @@ def landmark_template(landmark: Landmark) -> Template:
               FIXED, colors[0])
         for index in range(3):
             x = (fixed(edges[index]), fixed(edges[index + 1]))
-            color = colors[index % 2] if len(colors) > 1 else (240, 240, 240) if index == 1 else colors[0]
+            if len(colors) > 1:
+                color = colors[index % 2]
+            else:
+                color = (240, 240, 240) if index == 1 else colors[0]
             b.box(x, (fixed(width / 2), fixed(width / 2)), z, FIXED, color, faces=("+y",))
             b.box(x, (fixed(-width / 2), fixed(-width / 2)), z, FIXED, color, faces=("-y",))
     else:

@@ -19,6 +19,8 @@ VEHICLE_COLORS_RGB = np.array([
 ], dtype=np.float32)
 """Typical car paints; trucks and clothes draw from it too."""
 
+FLICKER_LEVELS = 4
+"""Exposure flicker takes 2 * FLICKER_LEVELS + 1 evenly spaced values (renderers cache them)."""
 NOISE_MARGIN_PX = 32
 """The noise field is this much larger than the image so each frame can take a shifted window."""
 
@@ -132,20 +134,22 @@ class SensorEffects:
     def __init__(self, appearance: Appearance, width_px: int, height_px: int) -> None:
         self.appearance = appearance
         self.shape = (height_px, width_px)
-        self._noise: np.ndarray | None = None
+        self._noise: tuple[np.ndarray, np.ndarray] | None = None
         if appearance.noise_sigma > 0.5:
             rng = np.random.default_rng([appearance.seed, 0x0153])
             shape = (height_px + NOISE_MARGIN_PX, width_px + NOISE_MARGIN_PX, 3)
-            noise = rng.normal(0.0, appearance.noise_sigma, shape)
-            self._noise = np.clip(noise, -127, 127).astype(np.int16)
+            noise = np.round(rng.normal(0.0, appearance.noise_sigma, shape))
+            # Positive and negative parts, for two saturating uint8 operations per frame.
+            self._noise = (np.clip(noise, 0, 255).astype(np.uint8),
+                           np.clip(-noise, 0, 255).astype(np.uint8))
 
     def frame_gain(self, frame_index: int) -> float:
         """Exposure of frame ``frame_index`` (multiplies colours before quantisation)."""
         if self.appearance.exposure_flicker <= 0:
             return self.appearance.exposure
         rng = np.random.default_rng([self.appearance.seed, frame_index, 0xF11C])
-        flicker = 1.0 + rng.uniform(-1, 1) * self.appearance.exposure_flicker
-        return self.appearance.exposure * flicker
+        level = int(rng.integers(-FLICKER_LEVELS, FLICKER_LEVELS + 1)) / FLICKER_LEVELS
+        return self.appearance.exposure * (1.0 + level * self.appearance.exposure_flicker)
 
     def apply(self, image: np.ndarray, frame_index: int) -> np.ndarray:
         """Blur and noise an HxWx3 uint8 image (returns a new array)."""
@@ -155,6 +159,6 @@ class SensorEffects:
             height, width = image.shape[:2]
             rng = np.random.default_rng([self.appearance.seed, frame_index, 0x5A17])
             dy, dx = (int(v) for v in rng.integers(0, NOISE_MARGIN_PX, 2))
-            window = self._noise[dy:dy + height, dx:dx + width]
-            image = cv2.add(image, window, dtype=cv2.CV_8U)
+            brighter, darker = (part[dy:dy + height, dx:dx + width] for part in self._noise)
+            image = cv2.subtract(cv2.add(image, brighter), darker)
         return image

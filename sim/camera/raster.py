@@ -56,6 +56,16 @@ class Projected:
     owners: np.ndarray
     decals: np.ndarray
 
+    def fixed_point(self) -> list[np.ndarray]:
+        """The polygons as OpenCV fixed-point vertices (computed once)."""
+        cached = getattr(self, "_fixed", None)
+        if cached is None:
+            vertices = fixed_point(np.concatenate(self.pixels)) if self.pixels else None
+            bounds = np.cumsum([0] + [len(p) for p in self.pixels]).tolist()
+            cached = [vertices[bounds[i]:bounds[i + 1]] for i in range(len(self.pixels))]
+            self._fixed = cached
+        return cached
+
 
 def project(soup: PolygonSoup, camera: CameraModel, rotation: np.ndarray,
             translation: np.ndarray, appearance: Appearance, gain: float) -> Projected:
@@ -132,8 +142,8 @@ def background(camera: CameraModel, appearance: Appearance, gain: float) -> np.n
     below = np.clip((rows - horizon) / max(config.height_px - horizon, 1.0), 0.0, 1.0)[:, None]
     ground = appearance.ground_rgb * (0.85 + 0.15 * below)
     colors = np.clip(np.where((rows < horizon)[:, None], sky, ground) * gain, 0, 255)
-    return np.ascontiguousarray(np.broadcast_to(
-        colors.astype(np.uint8)[:, None, :], (config.height_px, config.width_px, 3)))
+    return cv2.resize(colors.astype(np.uint8)[:, None, :], (config.width_px, config.height_px),
+                      interpolation=cv2.INTER_NEAREST)
 
 
 def fixed_point(pixels: np.ndarray, origin: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
@@ -148,17 +158,15 @@ def rasterise(projected: Projected, image: np.ndarray, object_ids: np.ndarray) -
     ids = np.zeros(image.shape[:2], dtype=np.int32)
     if not projected.pixels:
         return ids
-    vertices = fixed_point(np.concatenate(projected.pixels))
-    bounds = np.cumsum([0] + [len(p) for p in projected.pixels]).tolist()
+    polygons = projected.fixed_point()
     colors = projected.colors.astype(np.uint8).tolist()
     owners = projected.owners.tolist()
+    decals = projected.decals.tolist()
     for index, owner in enumerate(owners):
-        polygon = [vertices[bounds[index]:bounds[index + 1]]]
+        polygon = [polygons[index]]
         cv2.fillPoly(image, polygon, colors[index], cv2.LINE_8, SUBPIXEL_BITS)
-        if owner >= 0:
+        if owner >= 0 and not decals[index]:  # a decal's pixels already carry its owner's id
             cv2.fillPoly(ids, polygon, int(object_ids[owner]), cv2.LINE_8, SUBPIXEL_BITS)
-        elif index and owners[index - 1] >= 0:
-            raise AssertionError("road polygons must be drawn before objects")
     return ids
 
 
@@ -168,14 +176,15 @@ def outline_boxes_and_areas(projected: Projected, width: int, height: int) -> di
 
     OpenCV fills a polygon's boundary pixels too, up to a pixel beyond the exact outline, so
     the filled bounds, not the projected ones, are what contains the object's pixels."""
-    by_owner: dict[int, list[np.ndarray]] = {}
-    for owner, pixels, decal in zip(projected.owners.tolist(), projected.pixels,
-                                    projected.decals.tolist(), strict=True):
+    by_owner: dict[int, list[int]] = {}
+    for index, (owner, decal) in enumerate(zip(projected.owners.tolist(),
+                                                projected.decals.tolist(), strict=True)):
         if owner >= 0 and not decal:
-            by_owner.setdefault(owner, []).append(pixels)
+            by_owner.setdefault(owner, []).append(index)
+    fixed = projected.fixed_point()
     result: dict[int, tuple] = {}
-    for owner, polygons in by_owner.items():
-        points = np.concatenate(polygons)
+    for owner, members in by_owner.items():
+        points = np.concatenate([projected.pixels[i] for i in members])
         x0, y0 = points.min(axis=0)
         x1, y1 = points.max(axis=0)
         outline = (float(x0), float(y0), float(x1), float(y1))
@@ -185,14 +194,15 @@ def outline_boxes_and_areas(projected: Projected, width: int, height: int) -> di
             result[owner] = (outline, None, 0)
             continue
         mask = np.zeros((cy1 - cy0, cx1 - cx0), np.uint8)
+        origin = np.array([cx0, cy0], np.int32) << SUBPIXEL_BITS
         # One call per polygon: OpenCV fills overlapping polygons of one call even-odd.
-        for polygon in polygons:
-            cv2.fillPoly(mask, [fixed_point(polygon, (cx0, cy0))], 1, cv2.LINE_8, SUBPIXEL_BITS)
-        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-        if len(rows) == 0:
+        for index in members:
+            cv2.fillPoly(mask, [fixed[index] - origin], 1, cv2.LINE_8, SUBPIXEL_BITS)
+        area = int(cv2.countNonZero(mask))
+        if area == 0:
             result[owner] = (outline, None, 0)
             continue
-        filled = (float(cx0 + cols[0]), float(cy0 + rows[0]), float(cx0 + cols[-1] + 1),
-                  float(cy0 + rows[-1] + 1))
-        result[owner] = (outline, filled, int(cv2.countNonZero(mask)))
+        x, y, w, h = cv2.boundingRect(mask)
+        filled = (float(cx0 + x), float(cy0 + y), float(cx0 + x + w), float(cy0 + y + h))
+        result[owner] = (outline, filled, area)
     return result

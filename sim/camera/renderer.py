@@ -22,6 +22,10 @@ from sim.camera import meshes, raster, road
 from sim.camera.model import CameraModel
 from sim.camera.randomize import Appearance, SensorEffects
 
+BACKGROUND_CACHE_SIZE = 32
+"""Sky-and-ground images kept (one per exposure level and camera)."""
+STATIC_CACHE_SIZE = 8
+"""Static worlds (episodes) whose object models are kept between frames."""
 FOV_MARGIN = 1.15
 """Objects are kept when within this factor of the half field of view (plus their size)."""
 
@@ -106,8 +110,9 @@ class OpenCVRenderer:
 
     def __init__(self) -> None:
         self._colors: dict[int, np.ndarray] = {}
-        self._static: tuple[StaticWorld | None, _Objects | None] = (None, None)
+        self._static: dict[int, tuple[StaticWorld, _Objects]] = {}
         self._effects: SensorEffects | None = None
+        self._backgrounds: dict[tuple, np.ndarray] = {}
 
     def render(self, scene: SceneInput, camera: CameraModel, appearance: Appearance,
                frame_index: int) -> RenderResult:
@@ -126,7 +131,7 @@ class OpenCVRenderer:
         self._add_objects(soup, objects, order, appearance)
 
         projected = raster.project(soup, camera, rotation, translation, appearance, gain)
-        image = raster.background(camera, appearance, gain)
+        image = self._background(camera, appearance, gain)
         instance_ids = raster.rasterise(projected, image, objects.ids)
         image = effects.apply(image, frame_index)
         return RenderResult(image, instance_ids,
@@ -138,15 +143,29 @@ class OpenCVRenderer:
                 height, width):
             effects = self._effects = SensorEffects(appearance, width, height)
             self._colors.clear()
+            self._backgrounds.clear()
         return effects
+
+    def _background(self, camera: CameraModel, appearance: Appearance, gain: float) -> np.ndarray:
+        """A fresh copy of the sky-and-ground image (kept per exposure level of the episode)."""
+        key = (camera.config, round(gain, 4))
+        image = self._backgrounds.get(key)
+        if image is None:
+            if len(self._backgrounds) >= BACKGROUND_CACHE_SIZE:
+                self._backgrounds.clear()
+            image = self._backgrounds[key] = raster.background(camera, appearance, gain)
+        return image.copy()
 
     def _objects(self, scene: SceneInput) -> _Objects:
         parts = [_dynamic_objects(scene.objects)]
         if scene.static is not None:
-            if self._static[0] is not scene.static:
-                self._static = (scene.static, _static_objects(scene.static))
-            assert self._static[1] is not None
-            parts.append(self._static[1])
+            cached = self._static.get(id(scene.static))
+            if cached is None or cached[0] is not scene.static:
+                if len(self._static) >= STATIC_CACHE_SIZE:
+                    self._static.clear()
+                cached = self._static[id(scene.static)] = (scene.static,
+                                                           _static_objects(scene.static))
+            parts.append(cached[1])
         return _Objects.join(parts)
 
     def _add_objects(self, soup: raster.PolygonSoup, objects: _Objects, order: np.ndarray,
@@ -261,15 +280,17 @@ def _projections(projected: raster.Projected, objects: _Objects, distance: np.nd
                  instance_ids: np.ndarray, camera: CameraModel) -> tuple[ObjectProjection, ...]:
     config = camera.config
     outlines = raster.outline_boxes_and_areas(projected, config.width_px, config.height_px)
-    if not outlines:
-        return ()
-    visible = np.bincount(instance_ids.ravel(), minlength=int(objects.ids.max()) + 1)
-    return tuple(
-        ObjectProjection(
-            object_id=int(objects.ids[index]), label_class=objects.classes[index],
+    result = []
+    for index, (outline, filled, area) in outlines.items():
+        if filled is None:
+            continue
+        # Drawn pixels lie inside the pixels the object fills alone.
+        x0, y0, x1, y1 = (int(v) for v in filled)
+        object_id = int(objects.ids[index])
+        visible = int(np.count_nonzero(instance_ids[y0:y1, x0:x1] == object_id))
+        result.append(ObjectProjection(
+            object_id=object_id, label_class=objects.classes[index],
             sign_type=objects.sign_types[index], distance_m=float(distance[index]),
-            bbox_xyxy=filled, outline_xyxy=outline, unoccluded_px=area,
-            visible_px=int(visible[objects.ids[index]]),
-        )
-        for index, (outline, filled, area) in outlines.items() if filled is not None
-    )
+            bbox_xyxy=filled, outline_xyxy=outline, unoccluded_px=area, visible_px=visible,
+        ))
+    return tuple(result)

@@ -34,10 +34,12 @@ class Boundary:
 
 
 def _normals(points: np.ndarray) -> np.ndarray:
-    """Left unit normals (N, 2) of a polyline (N, 2), N >= 2."""
-    tangent = np.gradient(points, axis=0)
-    tangent /= np.maximum(np.linalg.norm(tangent, axis=1, keepdims=True), 1e-9)
-    return np.stack([-tangent[:, 1], tangent[:, 0]], axis=1)
+    """Left unit normals (N, 2) of a polyline (N, 2), N >= 2 (central differences inside)."""
+    tangent = np.empty_like(points)
+    tangent[1:-1] = points[2:] - points[:-2]
+    tangent[0], tangent[-1] = points[1] - points[0], points[-1] - points[-2]
+    length = np.maximum(np.hypot(tangent[:, 0], tangent[:, 1]), 1e-9)
+    return np.stack([-tangent[:, 1] / length, tangent[:, 0] / length], axis=1)
 
 
 def _offset(points: np.ndarray, lateral_m: float) -> np.ndarray:
@@ -89,7 +91,8 @@ def _boundaries(lanes: LaneGeometry) -> list[Boundary]:
     return [b for b in result if b.kind in ("solid", "dashed")]
 
 
-def surface_quads(lanes: LaneGeometry, shoulder_m: float = SHOULDER_M) -> tuple[np.ndarray, np.ndarray]:
+def surface_quads(lanes: LaneGeometry,
+                  shoulder_m: float = SHOULDER_M) -> tuple[np.ndarray, np.ndarray]:
     """Road and shoulder strips as quads (M, 4, 2) [m]: returns (shoulder quads, lane quads).
 
     Lanes sampled alike (parallel lanes) share one strip across the road; others get one each.

@@ -26,18 +26,43 @@ def add_parser(subparsers) -> None:
             "the validation split."
         ),
     )
-    parser.add_argument("inputs", nargs="+", metavar="VIDEO_OR_DIR",
-                        help="one or more video files or image directories")
-    parser.add_argument("--teacher", required=True, metavar="MODEL.onnx",
-                        help="teacher weights (.onnx COCO detector, or drivestack .pt)")
-    parser.add_argument("--conf", type=float, default=0.4,
-                        help="minimum teacher score for a box to become a label (default: %(default)s)")
-    parser.add_argument("--every", type=positive_int, default=1, metavar="N",
-                        help="keep every N-th frame (default: %(default)s)")
-    parser.add_argument("--val-fraction", type=float, default=0.1,
-                        help="share of each source's frames for validation (default: %(default)s)")
-    parser.add_argument("--max-frames", type=positive_int, metavar="N",
-                        help="read at most the first N frames of each source")
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="VIDEO_OR_DIR",
+        help="one or more video files or image directories",
+    )
+    parser.add_argument(
+        "--teacher",
+        required=True,
+        metavar="MODEL.onnx",
+        help="teacher weights (.onnx COCO detector, or drivestack .pt)",
+    )
+    parser.add_argument(
+        "--conf",
+        type=float,
+        default=0.4,
+        help="minimum teacher score for a box to become a label (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--every",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="keep every N-th frame (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.1,
+        help="share of each source's frames for validation (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-frames",
+        type=positive_int,
+        metavar="N",
+        help="read at most the first N frames of each source",
+    )
     parser.add_argument("--out", required=True, metavar="DIR", help="dataset directory")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(handler=run)
@@ -57,12 +82,19 @@ def run(args: argparse.Namespace) -> int:
         FrameSource(path)  # fail on a bad input before loading the model
     teacher = load_detector(args.teacher, conf=args.conf)
     config = AutolabelConfig(
-        sources=tuple(Path(p) for p in args.inputs), out=out, every=args.every,
-        val_fraction=args.val_fraction, max_frames=args.max_frames,
-        progress=not args.no_progress, teacher_name=teacher.name, conf=args.conf,
+        sources=tuple(Path(p) for p in args.inputs),
+        out=out,
+        every=args.every,
+        val_fraction=args.val_fraction,
+        max_frames=args.max_frames,
+        progress=not args.no_progress,
+        teacher_name=teacher.name,
+        conf=args.conf,
     )
     summary = autolabel(config, teacher)
-    print(f"{sum(summary['images'].values())} images ({json.dumps(summary['images'])}), "
-          f"boxes {json.dumps(summary['boxes'])}")
+    print(
+        f"{sum(summary['images'].values())} images ({json.dumps(summary['images'])}), "
+        f"boxes {json.dumps(summary['boxes'])}"
+    )
     print(f"dataset: {summary['data_yaml']}")
     return 0

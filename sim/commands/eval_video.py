@@ -34,31 +34,54 @@ def add_parser(subparsers) -> None:
             "leaves no summary.json."
         ),
     )
-    parser.add_argument("input", metavar="VIDEO_OR_FRAME_DIR",
-                        help="video file (MP4, AVI, ...) or directory of PNG/JPEG frames in name order")
     parser.add_argument(
-        "--labels", metavar="PATH",
-        help=("ground truth: a directory of YOLO .txt files (normalised 'CLASS CX CY W H'; class "
-              "names from classes.txt or data.yaml, else ours: car truck pedestrian "
-              "traffic_sign lane_line), a KITTI label_2 directory, or a COCO JSON file. Label "
-              "files match frames by file stem, or by trailing frame number for videos "
-              "(000012.txt = 13th frame); only labelled frames are scored"))
+        "input",
+        metavar="VIDEO_OR_FRAME_DIR",
+        help="video file (MP4, AVI, ...) or directory of PNG/JPEG frames in name order",
+    )
     parser.add_argument(
-        "--weights", metavar="W",
-        help=("detector weights: drivestack YOLO weights (.pt, default: the shipped model), an "
-              "ultralytics checkpoint (.pt, needs --trust-weights), or a COCO ONNX detector "
-              "(YOLOX or FastestDet export, .onnx; COCO classes mapped onto ours)"))
-    parser.add_argument("--trust-weights", action="store_true",
-                        help="allow pickled ultralytics checkpoints, which run code when loaded")
+        "--labels",
+        metavar="PATH",
+        help=(
+            "ground truth: a directory of YOLO .txt files (normalised 'CLASS CX CY W H'; class "
+            "names from classes.txt or data.yaml, else ours: car truck pedestrian "
+            "traffic_sign lane_line), a KITTI label_2 directory, or a COCO JSON file. Label "
+            "files match frames by file stem, or by trailing frame number for videos "
+            "(000012.txt = 13th frame); only labelled frames are scored"
+        ),
+    )
     parser.add_argument(
-        "--conf", type=float,
-        help=(f"minimum detection score kept (default: {DETECT_CONF} without labels, "
-              f"{SCORING_CONF} with labels so that AP integrates the whole PR curve)"))
-    parser.add_argument("--max-frames", type=positive_int, metavar="N",
-                        help="stop after the first N frames")
+        "--weights",
+        metavar="W",
+        help=(
+            "detector weights: drivestack YOLO weights (.pt, default: the shipped model), an "
+            "ultralytics checkpoint (.pt, needs --trust-weights), or a COCO ONNX detector "
+            "(YOLOX or FastestDet export, .onnx; COCO classes mapped onto ours)"
+        ),
+    )
+    parser.add_argument(
+        "--trust-weights",
+        action="store_true",
+        help="allow pickled ultralytics checkpoints, which run code when loaded",
+    )
+    parser.add_argument(
+        "--conf",
+        type=float,
+        help=(
+            f"minimum detection score kept (default: {DETECT_CONF} without labels, "
+            f"{SCORING_CONF} with labels so that AP integrates the whole PR curve)"
+        ),
+    )
+    parser.add_argument(
+        "--max-frames", type=positive_int, metavar="N", help="stop after the first N frames"
+    )
     parser.add_argument("--no-video", action="store_true", help="do not write annotated.mp4")
-    parser.add_argument("--out", default="runs/eval_video", metavar="DIR",
-                        help="output directory (default: %(default)s)")
+    parser.add_argument(
+        "--out",
+        default="runs/eval_video",
+        metavar="DIR",
+        help="output directory (default: %(default)s)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(handler=run)
 
@@ -76,9 +99,12 @@ def run(args: argparse.Namespace) -> int:
     FrameSource(args.input)  # fail on a bad input before loading the model
     detector = resolve_detector(args.weights, args.conf, args.trust_weights)
     config = ClipEvalConfig(
-        source=Path(args.input), out=out,
+        source=Path(args.input),
+        out=out,
         labels=Path(args.labels) if args.labels else None,
-        write_video=not args.no_video, max_frames=args.max_frames, progress=not args.no_progress,
+        write_video=not args.no_video,
+        max_frames=args.max_frames,
+        progress=not args.no_progress,
     )
     summary = run_clip_eval(config, detector)
     print(format_summary(summary))
@@ -107,15 +133,19 @@ def format_summary(summary: dict) -> str:
     ]
     metrics = summary.get("metrics")
     if metrics:
-        lines.append(f"{'class':>13} {'gt':>5} {'dets':>5} {'P':>6} {'R':>6} {'AP50':>6} {'AP50-95':>8}")
+        lines.append(
+            f"{'class':>13} {'gt':>5} {'dets':>5} {'P':>6} {'R':>6} {'AP50':>6} {'AP50-95':>8}"
+        )
         for name, c in metrics["classes"].items():
             if c["ground_truth"] == 0 and c["detections"] == 0:
                 continue
             lines.append(
                 f"{name:>13} {c['ground_truth']:>5d} {c['detections']:>5d} {_fmt(c['precision'])} "
-                f"{_fmt(c['recall'])} {_fmt(c['ap50'])} {_fmt(c['ap50_95'], 8)}")
-        lines.append(f"mAP50 {_fmt(metrics['map50']).strip()}  "
-                     f"mAP50-95 {_fmt(metrics['map50_95']).strip()}")
+                f"{_fmt(c['recall'])} {_fmt(c['ap50'])} {_fmt(c['ap50_95'], 8)}"
+            )
+        lines.append(
+            f"mAP50 {_fmt(metrics['map50']).strip()}  mAP50-95 {_fmt(metrics['map50_95']).strip()}"
+        )
     return "\n".join(lines)
 
 

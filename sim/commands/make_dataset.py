@@ -66,7 +66,8 @@ def add_parser(subparsers) -> None:
                         help="total frames to produce (default: %(default)s)")
     parser.add_argument("--out", required=True, metavar="DIR", help="dataset directory")
     parser.add_argument("--seed", type=nonnegative_int, default=0,
-                        help="seed of the first episode; episode i uses SEED+i (default: %(default)s)")
+                        help="seed of the first episode; episode i uses SEED+i "
+                             "(default: %(default)s)")
     parser.add_argument("--val-fraction", type=_fraction, default=0.2,
                         help="share of episodes in the val split (default: %(default)s)")
     parser.add_argument("--frames-per-episode", type=nonnegative_int, default=0, metavar="K",
@@ -132,7 +133,8 @@ class DatasetWriter:
         paths = self.frame_paths(split, name)
         rows = yolo_box_rows(labels, self.args.min_visible, self.args.min_height_px)
         write_text(paths["boxes"], "".join(row + "\n" for row in rows))
-        write_text(paths["lanes"], "".join(r + "\n" for r in yolo_segment_rows(labels, self.camera)))
+        segments = yolo_segment_rows(labels, self.camera)
+        write_text(paths["lanes"], "".join(row + "\n" for row in segments))
         write_json(paths["json"], labels_to_json(labels))
         pixels = cv2.cvtColor(image_array(image), cv2.COLOR_RGB2BGR)
         with atomic_path(paths["image"]) as tmp:
@@ -177,7 +179,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _episode(loop: ClosedLoop, writer: DatasetWriter, args, episode: int, seed: int,
              budget: int, bar) -> int:
-    """Drive one episode, writing up to ``budget`` new frames; returns how many it wrote."""
+    """Drive one episode until it holds ``budget`` frames (frames left by an interrupted run
+    count, and are not rewritten); returns how many frames it holds."""
     split = split_of(episode, args.val_fraction)
     pending: list[tuple[Image, FrameLabels]] = []
     images: dict[int, Image] = {}
@@ -204,8 +207,8 @@ def _episode(loop: ClosedLoop, writer: DatasetWriter, args, episode: int, seed: 
                 writer.camera = _model_from_info(info[-1])
             if not writer.exists(split, name):
                 writer.write(split, name, image, labels)
-                state["written"] += 1
-                bar.update(1)
+            bar.update(1)
+            state["written"] += 1
             state["frames"].append(name)
             if state["written"] >= budget:
                 raise _Enough

@@ -87,6 +87,8 @@ def add_parser(subparsers) -> None:
         metavar="ENDPOINT",
         help="tcp/HOST:PORT endpoint of a peer to connect to (repeatable)",
     )
+    # TODO(#3): learn the control rate from the simulator (e.g. from its liveliness token or a
+    # latched topic) instead of asking; a wrong value makes the health checks misjudge inputs.
     parser.add_argument(
         "--control-rate-hz",
         type=positive_float,

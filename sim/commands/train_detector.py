@@ -27,30 +27,71 @@ def add_parser(subparsers) -> None:
             "running code; use it with eval-video --weights) and OUT/summary.json last."
         ),
     )
-    parser.add_argument("--data", required=True, metavar="DIR",
-                        help="dataset directory holding data.yaml (or the data.yaml itself)")
-    parser.add_argument("--epochs", type=positive_int, default=30, help="epochs (default: %(default)s)")
-    parser.add_argument("--imgsz", type=positive_int, default=640,
-                        help="training image size, longest side in px (default: %(default)s)")
-    parser.add_argument("--batch", type=positive_int, default=16, help="batch size (default: %(default)s)")
-    parser.add_argument("--model", default="yolo11n.yaml", metavar="YAML",
-                        help="ultralytics model config (default: %(default)s; e.g. yolov8n.yaml)")
     parser.add_argument(
-        "--weights", metavar="PATH",
-        help=("fine-tune this pretrained ultralytics .pt instead of starting from scratch; "
-              "COCO car/truck/person/stop sign head rows start our classes. Needs "
-              "--trust-weights: such checkpoints are pickles that run code when loaded"))
-    parser.add_argument("--trust-weights", action="store_true",
-                        help="allow loading the pickled --weights checkpoint")
-    parser.add_argument("--workers", type=nonnegative_int, default=0,
-                        help="dataloader worker processes (default: %(default)s)")
-    parser.add_argument("--fraction", type=float, default=1.0,
-                        help="share of the training images to use (default: %(default)s)")
-    parser.add_argument("--time-hours", type=float, metavar="H",
-                        help="train for H hours instead of --epochs (the schedule fits the time)")
-    parser.add_argument("--seed", type=nonnegative_int, default=0, help="seed (default: %(default)s)")
-    parser.add_argument("--out", default="runs/detector", metavar="DIR",
-                        help="output directory (default: %(default)s)")
+        "--data",
+        required=True,
+        metavar="DIR",
+        help="dataset directory holding data.yaml (or the data.yaml itself)",
+    )
+    parser.add_argument(
+        "--epochs", type=positive_int, default=30, help="epochs (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--imgsz",
+        type=positive_int,
+        default=640,
+        help="training image size, longest side in px (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--batch", type=positive_int, default=16, help="batch size (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--model",
+        default="yolo11n.yaml",
+        metavar="YAML",
+        help="ultralytics model config (default: %(default)s; e.g. yolov8n.yaml)",
+    )
+    parser.add_argument(
+        "--weights",
+        metavar="PATH",
+        help=(
+            "fine-tune this pretrained ultralytics .pt instead of starting from scratch; "
+            "COCO car/truck/person/stop sign head rows start our classes. Needs "
+            "--trust-weights: such checkpoints are pickles that run code when loaded"
+        ),
+    )
+    parser.add_argument(
+        "--trust-weights",
+        action="store_true",
+        help="allow loading the pickled --weights checkpoint",
+    )
+    parser.add_argument(
+        "--workers",
+        type=nonnegative_int,
+        default=0,
+        help="dataloader worker processes (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--fraction",
+        type=float,
+        default=1.0,
+        help="share of the training images to use (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--time-hours",
+        type=float,
+        metavar="H",
+        help="train for H hours instead of --epochs (the schedule fits the time)",
+    )
+    parser.add_argument(
+        "--seed", type=nonnegative_int, default=0, help="seed (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--out",
+        default="runs/detector",
+        metavar="DIR",
+        help="output directory (default: %(default)s)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -66,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
         if not args.trust_weights:
             raise ValueError(
                 f"weights {str(weights)!r}: fine-tuning loads a pickled ultralytics checkpoint, "
-                "which runs code stored in it; pass --trust-weights if you trust the file")
+                "which runs code stored in it; pass --trust-weights if you trust the file"
+            )
     if args.time_hours is not None and args.time_hours <= 0:
         raise ValueError(f"--time-hours must be positive, got {args.time_hours}")
     if not 0.0 < args.fraction <= 1.0:
@@ -74,16 +116,32 @@ def run(args: argparse.Namespace) -> int:
     out = check_writable_dir(args.out)
     (out / "summary.json").unlink(missing_ok=True)
     config = DetectorTrainConfig(
-        data_yaml=data_yaml, out=out, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
-        model_yaml=args.model, weights=weights, seed=args.seed, workers=args.workers,
-        fraction=args.fraction, time_hours=args.time_hours,
+        data_yaml=data_yaml,
+        out=out,
+        epochs=args.epochs,
+        imgsz=args.imgsz,
+        batch=args.batch,
+        model_yaml=args.model,
+        weights=weights,
+        seed=args.seed,
+        workers=args.workers,
+        fraction=args.fraction,
+        time_hours=args.time_hours,
     )
     started = time.perf_counter()
     result = train_detector(config)
-    summary = {"command": "train-detector", "data": str(data_yaml), "model": args.model,
-               "epochs": args.epochs, "imgsz": args.imgsz, "batch": args.batch, "seed": args.seed,
-               "fine_tuned_from": None if weights is None else str(weights),
-               "wall_s": time.perf_counter() - started, **result}
+    summary = {
+        "command": "train-detector",
+        "data": str(data_yaml),
+        "model": args.model,
+        "epochs": args.epochs,
+        "imgsz": args.imgsz,
+        "batch": args.batch,
+        "seed": args.seed,
+        "fine_tuned_from": None if weights is None else str(weights),
+        "wall_s": time.perf_counter() - started,
+        **result,
+    }
     write_json(out / "summary.json", summary)
     print(json.dumps(result["final_metrics"], indent=1))
     print(f"weights: {result['weights']}")

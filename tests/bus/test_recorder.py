@@ -153,7 +153,7 @@ def test_partial_file_is_readable_while_recording(tmp_path):
     for seq in range(30):
         for topic, message in make_step(seq * 1_000_000_000, seq):
             bus.publish(topic, message)
-    recorder._stream.flush()  # what the OS has when the process dies
+    recorder.flush()  # what the OS has when the process dies
     partial = partial_path(tmp_path / "run.mcap")
     assert partial.exists() and not (tmp_path / "run.mcap").exists()
     reader = LogReader(partial)
@@ -318,3 +318,29 @@ def test_camera_image_and_truth_use_foxglove_schemas_by_default(tmp_path):
     assert replayed["/camera/truth"] == labels
     restored = np.frombuffer(replayed["/camera/image"].data, np.uint8).reshape(36, 64, 3)
     assert np.abs(restored.astype(int) - pixels).mean() < 3  # JPEG: close, not exact
+
+
+def test_non_finite_floats_are_written_as_null_and_read_back_as_nan(tmp_path):
+    from bus.messages.perception import Detection2D, Detections2D
+
+    detection = Detection2D(
+        bbox_xyxy=(1.0, 2.0, 3.0, 4.0), class_name="car", class_id=0, score=0.5
+    )  # distance_m defaults to NaN
+    message = Detections2D(
+        header=Header(stamp_ns=0, frame_id="camera"),
+        width=64,
+        height=36,
+        detector="test",
+        latency_ms=float("inf"),
+        detections=(detection,),
+    )
+    bus = Bus()
+    with Recorder(tmp_path / "nan.mcap", bus):
+        bus.publish("/perception/detections", message)
+    raws = {raw.channel.topic: raw for raw in LogReader(tmp_path / "nan.mcap").raw()}
+    native = raws["/perception/detections"]
+    jsonschema.validate(json.loads(native.data), json.loads(native.schema.data))
+    assert "/perception/detections/annotations" in raws
+    (replayed,) = [m.message for m in LogReader(tmp_path / "nan.mcap").messages()]
+    assert np.isnan(replayed.detections[0].distance_m) and np.isnan(replayed.latency_ms)
+    assert replayed.detections[0].bbox_xyxy == detection.bbox_xyxy

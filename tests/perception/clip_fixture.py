@@ -40,7 +40,10 @@ def render(index: int) -> np.ndarray:
 def write_frame_dir(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     for index in range(FRAMES):
-        cv2.imwrite(str(directory / f"frame_{index:04d}.png"), cv2.cvtColor(render(index), cv2.COLOR_RGB2BGR))
+        cv2.imwrite(
+            str(directory / f"frame_{index:04d}.png"),
+            cv2.cvtColor(render(index), cv2.COLOR_RGB2BGR),
+        )
     return directory
 
 
@@ -66,8 +69,11 @@ class OracleDetector:
 
     name = "oracle"
 
-    def __init__(self, drop: tuple[tuple[int, int], ...] = (),
-                 extra: dict[int, list[tuple[int, float, tuple[float, ...]]]] | None = None) -> None:
+    def __init__(
+        self,
+        drop: tuple[tuple[int, int], ...] = (),
+        extra: dict[int, list[tuple[int, float, tuple[float, ...]]]] | None = None,
+    ) -> None:
         self.calls = 0
         self.drop = set(drop)
         self.extra = extra or {}
@@ -84,5 +90,8 @@ class OracleDetector:
             boxes.append(np.array(box, np.float32))
             classes.append(cls)
             scores.append(score)
-        return Detections(np.array(boxes, np.float32).reshape(-1, 4), np.array(scores, np.float32),
-                          np.array(classes, np.int64))
+        return Detections(
+            np.array(boxes, np.float32).reshape(-1, 4),
+            np.array(scores, np.float32),
+            np.array(classes, np.int64),
+        )

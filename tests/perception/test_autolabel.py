@@ -13,7 +13,9 @@ from tests.perception import clip_fixture as clip
 
 def test_dataset_layout_and_labels_round_trip(tmp_path):
     frames = clip.write_frame_dir(tmp_path / "frames")
-    config = AutolabelConfig(sources=(frames,), out=tmp_path / "ds", val_fraction=0.25, progress=False)
+    config = AutolabelConfig(
+        sources=(frames,), out=tmp_path / "ds", val_fraction=0.25, progress=False
+    )
 
     summary = autolabel(config, clip.OracleDetector())
 
@@ -27,8 +29,17 @@ def test_dataset_layout_and_labels_round_trip(tmp_path):
 
 
 def test_cli_rejects_a_missing_input_before_loading_the_teacher(tmp_path, capsys):
-    code = main(["autolabel", str(tmp_path / "nope.mp4"), "--teacher", "x.onnx",
-                 "--out", str(tmp_path / "ds"), "--no-progress"])
+    code = main(
+        [
+            "autolabel",
+            str(tmp_path / "nope.mp4"),
+            "--teacher",
+            "x.onnx",
+            "--out",
+            str(tmp_path / "ds"),
+            "--no-progress",
+        ]
+    )
     assert code == 2
     assert "nope.mp4" in capsys.readouterr().err
 
@@ -36,7 +47,17 @@ def test_cli_rejects_a_missing_input_before_loading_the_teacher(tmp_path, capsys
 @pytest.mark.parametrize("conf", ["0", "1.5"])
 def test_cli_rejects_a_bad_threshold(tmp_path, capsys, conf):
     frames = clip.write_frame_dir(tmp_path / "frames")
-    code = main(["autolabel", str(frames), "--teacher", "x.onnx", "--conf", conf,
-                 "--out", str(tmp_path / "ds")])
+    code = main(
+        [
+            "autolabel",
+            str(frames),
+            "--teacher",
+            "x.onnx",
+            "--conf",
+            conf,
+            "--out",
+            str(tmp_path / "ds"),
+        ]
+    )
     assert code == 2
     assert "--conf" in capsys.readouterr().err

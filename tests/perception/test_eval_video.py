@@ -38,7 +38,13 @@ def test_perfect_detections_score_ap_one(tmp_path):
     assert _class(summary, "car")["ground_truth"] == 3
     assert summary["frames"] == clip.FRAMES and summary["complete"]
     out = tmp_path / "out"
-    for name in ("annotated.mp4", "detections.jsonl", "coco_results.json", "metrics.json", "pr_curve.png"):
+    for name in (
+        "annotated.mp4",
+        "detections.jsonl",
+        "coco_results.json",
+        "metrics.json",
+        "pr_curve.png",
+    ):
         assert (out / name).stat().st_size > 0, name
     lines = (out / "detections.jsonl").read_text().splitlines()
     assert len(lines) == clip.FRAMES
@@ -79,8 +85,17 @@ def test_cli_with_onnx_teacher_writes_summary(tmp_path, shared_dir, capsys):
     frames = clip.write_frame_dir(tmp_path / "frames")
     weights = shared_dir / "models" / "fastestdet" / "FastestDet.onnx"
 
-    code = main(["eval-video", str(frames), "--weights", str(weights), "--out", str(tmp_path / "o"),
-                 "--no-progress"])
+    code = main(
+        [
+            "eval-video",
+            str(frames),
+            "--weights",
+            str(weights),
+            "--out",
+            str(tmp_path / "o"),
+            "--no-progress",
+        ]
+    )
 
     assert code == 0
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
@@ -116,7 +131,9 @@ def test_corrupt_video_names_the_file(tmp_path, capsys):
 def test_empty_frame_directory_is_rejected(tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
-    err = _cli_error(tmp_path, capsys, [str(empty), "--weights", _fake_weights(tmp_path, "w.onnx", b"x")])
+    err = _cli_error(
+        tmp_path, capsys, [str(empty), "--weights", _fake_weights(tmp_path, "w.onnx", b"x")]
+    )
     assert "holds no images" in err and "empty" in err
 
 
@@ -130,33 +147,55 @@ def test_labels_not_matching_frames(tmp_path):
 
 def test_unknown_class_name_in_coco_labels(tmp_path):
     coco = tmp_path / "labels.json"
-    coco.write_text(json.dumps({
-        "images": [{"id": 0, "file_name": "frame_0000.png", "width": clip.WIDTH, "height": clip.HEIGHT}],
-        "annotations": [], "categories": [{"id": 1, "name": "spaceship"}],
-    }))
+    coco.write_text(
+        json.dumps(
+            {
+                "images": [
+                    {
+                        "id": 0,
+                        "file_name": "frame_0000.png",
+                        "width": clip.WIDTH,
+                        "height": clip.HEIGHT,
+                    }
+                ],
+                "annotations": [],
+                "categories": [{"id": 1, "name": "spaceship"}],
+            }
+        )
+    )
     with pytest.raises(LabelFormatError, match=r"labels\.json.*spaceship"):
         _eval(tmp_path, clip.OracleDetector(), labels=coco)
 
 
 def test_coco_labels_for_another_image_size(tmp_path):
     coco = tmp_path / "labels.json"
-    coco.write_text(json.dumps({
-        "images": [{"id": 0, "file_name": "frame_0000.png", "width": 640, "height": 360}],
-        "annotations": [], "categories": [{"id": 1, "name": "car"}],
-    }))
+    coco.write_text(
+        json.dumps(
+            {
+                "images": [{"id": 0, "file_name": "frame_0000.png", "width": 640, "height": 360}],
+                "annotations": [],
+                "categories": [{"id": 1, "name": "car"}],
+            }
+        )
+    )
     with pytest.raises(LabelFormatError, match="640x360"):
         _eval(tmp_path, clip.OracleDetector(), labels=coco)
     assert not (tmp_path / "out" / "summary.json").exists()
 
 
-@pytest.mark.parametrize(("name", "content", "message"), [
-    ("model.onnx", b"not an onnx model", "not a readable ONNX model"),
-    ("model.pt", b"not a torch file", "not a readable PyTorch file"),
-    ("model.h5", b"keras", "unsupported kind"),
-])
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("model.onnx", b"not an onnx model", "not a readable ONNX model"),
+        ("model.pt", b"not a torch file", "not a readable PyTorch file"),
+        ("model.h5", b"keras", "unsupported kind"),
+    ],
+)
 def test_weights_of_the_wrong_kind(tmp_path, capsys, name, content, message):
     frames = clip.write_frame_dir(tmp_path / "frames")
-    err = _cli_error(tmp_path, capsys, [str(frames), "--weights", _fake_weights(tmp_path, name, content)])
+    err = _cli_error(
+        tmp_path, capsys, [str(frames), "--weights", _fake_weights(tmp_path, name, content)]
+    )
     assert message in err and name in err
 
 

@@ -34,7 +34,9 @@ def test_kitti_samples_read_with_classes_and_ignore_regions(shared_dir):
     assert sorted(labels.frames["000001"].class_ids.tolist()) == [-1, -1, -1, -1, 0, 1]
     pedestrian = labels.frames["000000"].to_pixels(1224, 370)
     assert pedestrian.class_ids.tolist() == [CLASS_IDS["pedestrian"]]
-    np.testing.assert_allclose(pedestrian.boxes_xyxy[0], [712.40, 143.00, 810.73, 307.92], atol=1e-3)
+    np.testing.assert_allclose(
+        pedestrian.boxes_xyxy[0], [712.40, 143.00, 810.73, 307.92], atol=1e-3
+    )
 
 
 def test_yolo_round_trip_in_pixels(tmp_path):
@@ -58,13 +60,16 @@ def test_yolo_with_coco_names_maps_to_ours(tmp_path):
     assert labels.frames["f"].class_ids.tolist() == [CLASS_IDS["pedestrian"], CLASS_IDS["truck"]]
 
 
-@pytest.mark.parametrize(("line", "message"), [
-    ("0 0.5 0.5 0.2", "expected 'CLASS CX CY W H'"),
-    ("9 0.5 0.5 0.2 0.2", "class index '9'"),
-    ("0 0.5 abc 0.2 0.2", "expected numbers"),
-    ("0 0.5 0.5 1.7 0.2", "box 0.5 0.5 1.7 0.2 is not normalised"),
-    ("0 0.5 nan 0.2 0.2", "non-finite"),
-])
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("0 0.5 0.5 0.2", "expected 'CLASS CX CY W H'"),
+        ("9 0.5 0.5 0.2 0.2", "class index '9'"),
+        ("0 0.5 abc 0.2 0.2", "expected numbers"),
+        ("0 0.5 0.5 1.7 0.2", "box 0.5 0.5 1.7 0.2 is not normalised"),
+        ("0 0.5 nan 0.2 0.2", "non-finite"),
+    ],
+)
 def test_malformed_yolo_line_names_file_and_line(tmp_path, line, message):
     path = tmp_path / "000003.txt"
     path.write_text("1 0.5 0.5 0.2 0.2\n" + line + "\n")
@@ -79,14 +84,24 @@ def test_unknown_yolo_class_name(tmp_path):
         read_labels(tmp_path)
 
 
-@pytest.mark.parametrize(("line", "message"), [
-    ("Spaceship 0.00 0 -0.20 712.40 143.00 810.73 307.92 1.89 0.48 1.20 1.84 1.47 8.41 0.01",
-     "unknown KITTI type 'Spaceship'"),
-    ("Car 0.00 0 -0.20 712.40 143.00 810.73", "expected 15 or 16 KITTI fields"),
-    ("Car 0.00 0 -0.20 712.40 143.00 x 307.92 1.89 0.48 1.20 1.84 1.47 8.41 0.01", "expected numbers"),
-    ("Car 0.00 0 -0.20 812.40 143.00 710.73 307.92 1.89 0.48 1.20 1.84 1.47 8.41 0.01",
-     "box corners .* are not x1<=x2"),
-])
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (
+            "Spaceship 0.00 0 -0.20 712.40 143.00 810.73 307.92 1.89 0.48 1.20 1.84 1.47 8.41 0.01",
+            "unknown KITTI type 'Spaceship'",
+        ),
+        ("Car 0.00 0 -0.20 712.40 143.00 810.73", "expected 15 or 16 KITTI fields"),
+        (
+            "Car 0.00 0 -0.20 712.40 143.00 x 307.92 1.89 0.48 1.20 1.84 1.47 8.41 0.01",
+            "expected numbers",
+        ),
+        (
+            "Car 0.00 0 -0.20 812.40 143.00 710.73 307.92 1.89 0.48 1.20 1.84 1.47 8.41 0.01",
+            "box corners .* are not x1<=x2",
+        ),
+    ],
+)
 def test_malformed_kitti_line_names_file_and_line(tmp_path, line, message):
     path = tmp_path / "000007.txt"
     path.write_text(line + "\n")
@@ -96,27 +111,41 @@ def test_malformed_kitti_line_names_file_and_line(tmp_path, line, message):
 
 def _coco(tmp_path, annotations, categories=({"id": 3, "name": "car"},)):
     path = tmp_path / "gt.json"
-    path.write_text(json.dumps({
-        "images": [{"id": 7, "file_name": "dir/frame_0001.jpg", "width": 100, "height": 50}],
-        "annotations": annotations, "categories": list(categories)}))
+    path.write_text(
+        json.dumps(
+            {
+                "images": [
+                    {"id": 7, "file_name": "dir/frame_0001.jpg", "width": 100, "height": 50}
+                ],
+                "annotations": annotations,
+                "categories": list(categories),
+            }
+        )
+    )
     return path
 
 
 def test_coco_json_reads_boxes_in_pixels_and_crowd_as_ignore(tmp_path):
-    path = _coco(tmp_path, [
-        {"id": 1, "image_id": 7, "category_id": 3, "bbox": [10, 5, 20, 10]},
-        {"id": 2, "image_id": 7, "category_id": 3, "bbox": [50, 5, 20, 10], "iscrowd": 1},
-    ])
+    path = _coco(
+        tmp_path,
+        [
+            {"id": 1, "image_id": 7, "category_id": 3, "bbox": [10, 5, 20, 10]},
+            {"id": 2, "image_id": 7, "category_id": 3, "bbox": [50, 5, 20, 10], "iscrowd": 1},
+        ],
+    )
     labels = read_coco_json(path).frames["frame_0001"].to_pixels(100, 50)
     np.testing.assert_allclose(labels.boxes_xyxy, [[10, 5, 30, 15], [50, 5, 70, 15]])
     assert labels.class_ids.tolist() == [CLASS_IDS["car"], IGNORE_CLASS_ID]
 
 
-@pytest.mark.parametrize(("annotation", "message"), [
-    ({"id": 1, "image_id": 8, "category_id": 3, "bbox": [1, 1, 2, 2]}, "image_id 8"),
-    ({"id": 1, "image_id": 7, "category_id": 4, "bbox": [1, 1, 2, 2]}, "category_id 4"),
-    ({"id": 1, "image_id": 7, "category_id": 3}, "malformed annotation"),
-])
+@pytest.mark.parametrize(
+    ("annotation", "message"),
+    [
+        ({"id": 1, "image_id": 8, "category_id": 3, "bbox": [1, 1, 2, 2]}, "image_id 8"),
+        ({"id": 1, "image_id": 7, "category_id": 4, "bbox": [1, 1, 2, 2]}, "category_id 4"),
+        ({"id": 1, "image_id": 7, "category_id": 3}, "malformed annotation"),
+    ],
+)
 def test_malformed_coco_annotation_names_file_and_entry(tmp_path, annotation, message):
     with pytest.raises(LabelFormatError, match=rf"gt\.json: annotations\[0\].*{message}"):
         read_coco_json(_coco(tmp_path, [annotation]))

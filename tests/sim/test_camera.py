@@ -20,8 +20,15 @@ from bus.messages import (
     Vector2,
 )
 from bus.messages.camera import DETECTION_CLASSES, LabelClass
-from sim.camera import CameraConfig, CameraModel, FrontCamera, RandomizationConfig, SceneInput
-from sim.camera import meshes
+from bus.messages.world import Landmark, LandmarkShape
+from sim.camera import (
+    CameraConfig,
+    CameraModel,
+    FrontCamera,
+    RandomizationConfig,
+    SceneInput,
+    meshes,
+)
 from sim.camera.raster import clip_near
 from sim.camera.road import DASHED_LINE_WIDTH_M
 
@@ -226,15 +233,23 @@ def test_lane_labels_lie_on_the_painted_lines():
             continue
         # Where the paint is wider than 2 px, the label's pixels are paint.
         near = points[points[:, 1] > 180.0 + 320.0 * 1.4 / 15.0]
-        colors = frame.pixels[near[:, 1].astype(int).clip(0, 359), near[:, 0].astype(int)]
+        cols, rows = near[:, 0].astype(int).clip(0, 639), near[:, 1].astype(int).clip(0, 359)
+        colors = frame.pixels[rows, cols]
         assert len(near) >= 3
         assert np.all(np.abs(colors.astype(int) - marking).max(axis=1) < 40)
     assert DASHED_LINE_WIDTH_M > 0
 
 
-def test_templates_are_wound_outwards():
-    for template in (meshes.car_template(), meshes.truck_template(),
-                     meshes.pedestrian_template()):
+def _landmark(shape: LandmarkShape) -> Landmark:
+    return Landmark(landmark_id=30000, shape=shape, pose=Pose2D(0, 0, 0), length_m=6.0,
+                    width_m=5.0, height_m=9.0, colors_rgb=((200, 0, 0), (0, 0, 200)))
+
+
+def test_convex_templates_are_wound_outwards():
+    """Back-face culling needs each polygon wound counter-clockwise seen from outside."""
+    convex = [meshes.car_template(), meshes.landmark_template(_landmark(LandmarkShape.TOWER)),
+              meshes.landmark_template(_landmark(LandmarkShape.SILO))]
+    for template in convex:
         verts = meshes.place(template, np.zeros((1, 3)), np.array([[5.0, 2.0, 1.0]]))[0]
         centre = verts.mean(axis=0)
         for start, count, decal in zip(template.starts, template.counts, template.decals,

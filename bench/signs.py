@@ -1,0 +1,53 @@
+"""Sign classifier benchmark: held-out accuracy of the shipped weights on the real crops
+(the last 20 % of each class's files), per class, and the classification speed.
+
+    python bench/signs.py [--data ../shared/data/signs]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# bench/bus.py would shadow the bus package: import from the repository root instead.
+sys.path[:] = [str(REPO)] + [p for p in sys.path if Path(p or ".").resolve() != REPO / "bench"]
+SHARED = Path(os.environ.get("DRIVESTACK_SHARED", REPO.parent / "shared"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", type=Path, default=SHARED / "data/signs")
+    parser.add_argument("--holdout", type=float, default=0.2)
+    args = parser.parse_args()
+
+    import numpy as np
+
+    from perception.sign_training import holdout_split, predict
+    from perception.signs import SignClassifier, load_sign_folder
+
+    data = load_sign_folder(args.data)
+    split = holdout_split(data.labels, args.holdout)
+    classifier = SignClassifier()
+    started = time.perf_counter()
+    predicted = predict(classifier.model, data.images[split.test])
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    truth = data.labels[split.test]
+
+    print(f"{'class':>36} {'n':>4} {'accuracy':>8}")
+    for index, name in enumerate(data.class_names):
+        mask = truth == index
+        print(f"{name:>36} {int(mask.sum()):>4} {float(np.mean(predicted[mask] == index)):8.3f}")
+    print(
+        f"held-out accuracy {float(np.mean(predicted == truth)):.4f} on {len(truth)} crops; "
+        f"{elapsed_ms / len(truth):.2f} ms per crop (batched)"
+    )
+
+
+if __name__ == "__main__":
+    main()

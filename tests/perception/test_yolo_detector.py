@@ -1,0 +1,136 @@
+"""Our YOLO weights: safe export/load round trip, refusal of pickles and foreign classes,
+COCO head rows mapped onto ours for fine-tuning, and train-detector's input checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from perception.classes import BOX_CLASS_NAMES, COCO80_NAMES
+from perception.yolo_detector import (
+    UntrustedWeightsError,
+    YoloDetector,
+    build_model,
+    export_safe_weights,
+    letterbox,
+)
+from sim.cli import main
+
+MODEL_YAML = "yolov8n.yaml"
+
+
+@pytest.fixture(scope="module")
+def nano_model():
+    return build_model(MODEL_YAML, 4)
+
+
+@pytest.fixture(scope="module")
+def random_weights(tmp_path_factory, nano_model) -> Path:
+    path = tmp_path_factory.mktemp("w") / "detector.pt"
+    export_safe_weights(nano_model, list(BOX_CLASS_NAMES), MODEL_YAML, 160, path)
+    return path
+
+
+def test_safe_weights_round_trip_and_detect(random_weights):
+    detector = YoloDetector(random_weights, conf=0.0)
+    image = np.random.default_rng(0).integers(0, 255, (90, 160, 3), dtype=np.uint8)
+
+    detections = detector.detect(image)
+
+    assert detections.boxes_xyxy.dtype == np.float32
+    assert np.all(detections.boxes_xyxy[:, 2] <= 160) and np.all(detections.boxes_xyxy[:, 3] <= 90)
+    assert set(detections.class_ids.tolist()) <= {0, 1, 2, 3}
+    state = torch.load(random_weights, weights_only=True)
+    assert state["names"] == list(BOX_CLASS_NAMES)
+
+
+def test_pickled_module_is_refused_without_trust(tmp_path):
+    path = tmp_path / "best.pt"
+    torch.save({"model": torch.nn.Linear(2, 2)}, path)
+    with pytest.raises(UntrustedWeightsError, match="best.pt.*--trust-weights"):
+        YoloDetector(path)
+
+
+def test_foreign_class_names_are_refused(tmp_path, nano_model):
+    path = tmp_path / "odd.pt"
+    export_safe_weights(nano_model, ["car", "dragon", "truck", "person"], MODEL_YAML, 160, path)
+    with pytest.raises(ValueError, match="odd.pt.*dragon"):
+        YoloDetector(path)
+
+
+def test_letterbox_keeps_aspect_and_pads_to_stride():
+    blob, scale, (pad_x, pad_y) = letterbox(np.zeros((360, 640, 3), np.uint8), 416)
+    assert blob.shape == (1, 3, 256, 416)
+    assert scale == pytest.approx(0.65)
+    assert pad_x == 0 and pad_y == pytest.approx(11.0, abs=1)
+
+
+@pytest.mark.slow
+def test_coco_head_rows_start_our_classes():
+    from perception.detector_training import transfer_class_rows
+
+    # yolov8s: its hidden class layers are 128 wide for any class count, so rows transfer.
+    coco = build_model("yolov8s.yaml", 80)
+    ours = build_model("yolov8s.yaml", 4)
+    copied = transfer_class_rows(coco.model[-1], ours.model[-1], list(COCO80_NAMES))
+
+    assert copied == [
+        "car -> car",
+        "bus -> truck",
+        "person -> pedestrian",
+        "traffic light -> traffic_sign",
+    ]
+    source = coco.model[-1].cv3[0][-1]
+    target = ours.model[-1].cv3[0][-1]
+    assert torch.equal(target.weight[0], source.weight[COCO80_NAMES.index("car")])
+    assert torch.equal(target.bias[2], source.bias[COCO80_NAMES.index("person")])
+
+
+@pytest.mark.slow
+def test_nano_heads_of_other_width_are_left_alone(nano_model):
+    from perception.detector_training import transfer_class_rows
+
+    ours = nano_model
+    before = ours.model[-1].cv3[0][-1].weight.clone()
+    assert (
+        transfer_class_rows(
+            build_model(MODEL_YAML, 80).model[-1], ours.model[-1], list(COCO80_NAMES)
+        )
+        == []
+    )
+    assert torch.equal(ours.model[-1].cv3[0][-1].weight, before)
+
+
+def test_train_detector_rejects_foreign_datasets(tmp_path, capsys):
+    (tmp_path / "data.yaml").write_text(
+        "path: .\ntrain: images\nval: images\nnames:\n  0: cat\n  1: dog\n"
+    )
+    assert main(["train-detector", "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "data.yaml" in capsys.readouterr().err
+    assert (
+        main(["train-detector", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "o")])
+        == 2
+    )
+    assert "has no data.yaml" in capsys.readouterr().err
+
+
+def test_fine_tuning_needs_trust(tmp_path, capsys):
+    names = "".join(f"  {i}: {n}\n" for i, n in enumerate(BOX_CLASS_NAMES))
+    (tmp_path / "data.yaml").write_text(f"path: .\ntrain: images\nval: images\nnames:\n{names}")
+    (tmp_path / "coco.pt").write_bytes(b"x")
+    code = main(
+        [
+            "train-detector",
+            "--data",
+            str(tmp_path),
+            "--weights",
+            str(tmp_path / "coco.pt"),
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
+    assert code == 2
+    assert "--trust-weights" in capsys.readouterr().err
