@@ -10,8 +10,9 @@ Layout under ``--out``::
                                    exact labels: boxes with ids, visible fraction, truncation,
                                    distance, sign type; lane lines as image and ego-frame
                                    polylines
-    lane_seg/data.yaml             YOLO segmentation dataset of the lane lines; its images/ is
-    lane_seg/labels/{train,val}/NAME.txt   a link to ../images
+    lane_seg/data.yaml             YOLO segmentation dataset of the lane lines (class 4):
+    lane_seg/images/{train,val}/NAME.jpg   hard links to the images above (copies where links
+    lane_seg/labels/{train,val}/NAME.txt   are impossible), polygons around each lane line
     episodes/SEED.json             per finished episode: split, camera calibration, frames
     dataset.json                   summary: counts per split and class
 
@@ -26,6 +27,7 @@ import json
 import logging
 import math
 import os
+import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -73,8 +75,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--frames-per-episode", type=nonnegative_int, default=0, metavar="K",
                         help="at most K frames per episode, 0 for every control step "
                              "(default: %(default)s)")
-    parser.add_argument("--width", type=positive_int, default=640, help="image width [px]")
-    parser.add_argument("--height", type=positive_int, default=360, help="image height [px]")
+    parser.add_argument("--width", type=positive_int, default=640, help="image width [px] (default: %(default)s)")
+    parser.add_argument("--height", type=positive_int, default=360, help="image height [px] (default: %(default)s)")
     parser.add_argument("--hfov-deg", type=float, default=CameraConfig.hfov_deg,
                         help="horizontal field of view [deg] (default: %(default)s)")
     parser.add_argument("--min-visible", type=_fraction, default=0.25,
@@ -122,6 +124,7 @@ class DatasetWriter:
             "boxes": self.out / "labels" / split / f"{name}.txt",
             "json": self.out / "annotations" / split / f"{name}.json",
             "lanes": self.out / "lane_seg" / "labels" / split / f"{name}.txt",
+            "lane_image": self.out / "lane_seg" / "images" / split / f"{name}.jpg",
         }
 
     def exists(self, split: str, name: str) -> bool:
@@ -140,6 +143,7 @@ class DatasetWriter:
         with atomic_path(paths["image"]) as tmp:
             if not cv2.imwrite(str(tmp), pixels, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
                 raise OSError(f"cannot write image {paths['image']}")
+        _link_or_copy(paths["image"], paths["lane_image"])
         self.class_counts.update(DETECTION_CLASSES[int(row.split()[0])] for row in rows)
 
 
@@ -260,20 +264,26 @@ def _finished_frames(out: Path) -> dict[int, int]:
 def _write_layout(out: Path) -> None:
     names = "".join(f"  {index}: {name}\n" for index, name in enumerate(DETECTION_CLASSES))
     for split in SPLITS:
-        for folder in ("images", "labels", "annotations", "lane_seg/labels"):
+        for folder in ("images", "labels", "annotations", "lane_seg/images", "lane_seg/labels"):
             (out / folder / split).mkdir(parents=True, exist_ok=True)
     write_text(out / "data.yaml", f"path: {out.resolve()}\ntrain: images/train\n"
                                    f"val: images/val\nnames:\n{names}")
-    link = out / "lane_seg" / "images"
-    if not link.exists():
-        try:
-            os.symlink(Path("..") / "images", link, target_is_directory=True)
-        except OSError as error:
-            logger.warning("cannot link %s to ../images (%s); point the lane dataset at the "
-                           "images yourself", link, error)
     write_text(out / "lane_seg" / "data.yaml",
                f"path: {(out / 'lane_seg').resolve()}\ntrain: images/train\nval: images/val\n"
                f"names:\n{names}")
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """Make ``target`` the same file as ``source`` (hard link, else a copy), atomically.
+
+    A link, not a symbolic link: ultralytics resolves symbolic links and would then look for
+    the labels beside the detection dataset's images."""
+    with atomic_path(target) as tmp:
+        tmp.unlink()
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
 
 
 def _summary(out: Path, args: argparse.Namespace) -> dict[str, Any]:

@@ -66,8 +66,9 @@ def test_make_dataset_writes_yolo_files_and_lane_labels(tmp_path):
             assert record["width"] == 640 and record["lane_lines"]
             assert all(0.0 <= b["visible_fraction"] <= 1.0 for b in record["boxes"])
     assert boxes >= 8
-    assert (tmp_path / "lane_seg" / "images" / "train").resolve() == (
-        tmp_path / "images" / "train").resolve()
+    lane_images = sorted((tmp_path / "lane_seg" / "images" / "train").glob("*.jpg"))
+    assert [p.name for p in lane_images] == [p.name for p in images["train"]]
+    assert lane_images[0].read_bytes() == images["train"][0].read_bytes()
     summary = json.loads((tmp_path / "dataset.json").read_text())
     assert summary["frames"] == 8 and summary["splits"]["val"]["frames"] == 4
 

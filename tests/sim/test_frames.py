@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bus import Bus
-from bus.messages import Pose2D, Vector2
+from bus.messages import ObjectClass, Pose2D, Vector2
 from sim.frames import pose_from_highway, rotate_to_ego, to_ego_frame, wrap_angle
 from sim.simulator import SimConfig, Simulator
 from tests.planning.scenes import place
@@ -44,7 +44,8 @@ def test_vehicle_in_the_right_lane_is_on_the_ego_right_in_the_bus():
     simulator.reset(0, place(1, 25.0, [(2, 10.0, 20.0), (0, -10.0, 30.0)]))
 
     ego, objects, lanes = received["/sim/ego"], received["/sim/objects"], received["/sim/lanes"]
-    right, left = sorted(objects.objects, key=lambda o: o.ego_pose.y)
+    vehicles = [o for o in objects.objects if o.object_class != ObjectClass.PEDESTRIAN]
+    right, left = sorted(vehicles, key=lambda o: o.ego_pose.y)
     assert right.lane_index == 2 and right.ego_pose.y == pytest.approx(-4.0)
     assert right.ego_pose.x == pytest.approx(10.0)
     assert right.ego_velocity_mps.x == pytest.approx(-5.0)

@@ -1,0 +1,1 @@
+"""Shipped perception weights (detector, sign classifier) and their cards."""
