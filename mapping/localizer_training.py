@@ -35,6 +35,7 @@ class TrainConfig:
     :param batch_size: frames per step.
     :param learning_rate: peak AdamW learning rate (cosine decay to 5 % of it).
     :param threads: torch CPU threads.
+    :param width: channels of the network's first stage (the shipped network uses 32).
     """
 
     epochs: int = 12
@@ -43,6 +44,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     seed: int = 0
     threads: int = 2
+    width: int = 32
 
 
 class Batch:
@@ -95,7 +97,7 @@ def train_net(data: LocalizerData, config: TrainConfig,
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
     rng = np.random.default_rng(config.seed)
-    net = LocalizerNet()
+    net = LocalizerNet(config.width)
     optimiser = torch.optim.AdamW(net.parameters(), lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
     steps_per_epoch = max(1, math.ceil(len(data.images) / config.batch_size))

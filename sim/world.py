@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -77,7 +78,7 @@ class _Walker:
     """A pedestrian's schedule: along a lane's edge (``crossing`` False) or across the road."""
 
     object_id: int
-    lane: object
+    lane: Any
     s_m: float
     lateral_m: float
     speed_mps: float
@@ -181,6 +182,8 @@ class World:
                                        s, lateral if on_right else -lateral, speed, False))
             for s in cfg.crossings_s_m:
                 # Walks from beyond the left edge to beyond the right edge and back.
+                # TODO(#5): highway-env traffic does not see walkers, so crossings are only
+                # safe for the ego's own planner to handle; none of the scenarios has any yet.
                 span = _road_span_m(left, right, s) + 2 * cfg.pedestrian_offset_m[0]
                 speed = float(rng.uniform(*cfg.pedestrian_speed_mps))
                 walkers.append(_Walker(PEDESTRIAN_ID_BASE + len(walkers), left, float(s),

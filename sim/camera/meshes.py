@@ -90,8 +90,8 @@ class TemplateBuilder:
         bounds = (x, y, z)
         flat = any(low == high for low, high in bounds)
         for face in faces:
-            points = [tuple(bounds[axis][bit] for axis, bit in enumerate(corner))
-                      for corner in _BOX_FACES[face]]
+            points = [(bounds[0][x_bit], bounds[1][y_bit], bounds[2][z_bit])
+                      for x_bit, y_bit, z_bit in _BOX_FACES[face]]
             self.polygon(points, role, color, decal=flat)
         return self
 
@@ -207,6 +207,8 @@ def sign_template(sign_type: SignType, plate_size_m: float, center_height_m: flo
             for y0, color in ((-0.45 * r, RED), (0.05 * r, BLACK)):
                 _plate(b, _rect(y0, y0 + 0.4 * r, zc - 0.25 * r, zc + 0.2 * r), x, color)
         else:
+            # Two bars stand for the digits; sim/camera/plates.py writes the number on plates
+            # near enough to read.
             for y0 in (-0.4 * r, 0.05 * r):
                 _plate(b, _rect(y0, y0 + 0.32 * r, zc - 0.35 * r, zc + 0.35 * r), x, BLACK)
                 _plate(b, _rect(y0 + 0.09 * r, y0 + 0.23 * r, zc - 0.2 * r, zc + 0.2 * r), x, WHITE)
@@ -248,13 +250,14 @@ def landmark_template(landmark: Landmark) -> Template:
         b.box((fixed(edges[0]), fixed(edges[-1])), (fixed(-width / 2), fixed(width / 2)), z,
               FIXED, colors[0])
         for index in range(3):
-            x = (fixed(edges[index]), fixed(edges[index + 1]))
+            stripe = (fixed(edges[index]), fixed(edges[index + 1]))
             if len(colors) > 1:
                 color = colors[index % 2]
             else:
                 color = (240, 240, 240) if index == 1 else colors[0]
-            b.box(x, (fixed(width / 2), fixed(width / 2)), z, FIXED, color, faces=("+y",))
-            b.box(x, (fixed(-width / 2), fixed(-width / 2)), z, FIXED, color, faces=("-y",))
+            b.box(stripe, (fixed(width / 2), fixed(width / 2)), z, FIXED, color, faces=("+y",))
+            b.box(stripe, (fixed(-width / 2), fixed(-width / 2)), z, FIXED, color,
+                  faces=("-y",))
     else:
         _house(b, length, width, height, colors)
     return b.build()

@@ -55,16 +55,16 @@ class Projected:
     colors: np.ndarray
     owners: np.ndarray
     decals: np.ndarray
+    _fixed: list[np.ndarray] | None = field(default=None, repr=False)
 
     def fixed_point(self) -> list[np.ndarray]:
         """The polygons as OpenCV fixed-point vertices (computed once)."""
-        cached = getattr(self, "_fixed", None)
-        if cached is None:
+        if self._fixed is None:
             vertices = fixed_point(np.concatenate(self.pixels)) if self.pixels else None
             bounds = np.cumsum([0] + [len(p) for p in self.pixels]).tolist()
-            cached = [vertices[bounds[i]:bounds[i + 1]] for i in range(len(self.pixels))]
-            self._fixed = cached
-        return cached
+            self._fixed = [vertices[bounds[i]:bounds[i + 1]]  # type: ignore[index]
+                           for i in range(len(self.pixels))]
+        return self._fixed
 
 
 def project(soup: PolygonSoup, camera: CameraModel, rotation: np.ndarray,

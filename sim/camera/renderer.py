@@ -18,7 +18,7 @@ import numpy as np
 from bus.messages import EgoState, LaneGeometry, ObjectClass, ObjectList
 from bus.messages.camera import LabelClass
 from bus.messages.world import StaticWorld
-from sim.camera import meshes, raster, road
+from sim.camera import meshes, plates, raster, road
 from sim.camera.model import CameraModel
 from sim.camera.randomize import Appearance, SensorEffects
 
@@ -71,7 +71,13 @@ class RenderResult:
 
 class Renderer(Protocol):
     """Anything that turns a scene into an image with per-pixel object ids (a 3-D engine
-    could stand in for the OpenCV rasteriser)."""
+    could stand in for the OpenCV rasteriser).
+
+    It must return the image seen by ``camera`` (HxWx3 uint8 RGB), the id of the object drawn
+    at each pixel (0 for road, sky and ground), and for every object that reaches the image an
+    :class:`ObjectProjection` (its pixels when drawn alone, so labels can measure occlusion).
+    ``frame_index`` seeds per-frame sensor effects.
+    """
 
     def render(self, scene: SceneInput, camera: CameraModel, appearance: Appearance,
                frame_index: int) -> RenderResult: ...
@@ -127,12 +133,16 @@ class OpenCVRenderer:
         _add_road(soup, scene.lanes, appearance)
         objects = self._objects(scene)
         kept, distance = _cull(objects, camera, rotation, translation, camera_xy)
+        # TODO(#5): painter's order per object (farthest footprint first) misdraws objects that
+        # interpenetrate (a crash) or overlap in depth in unusual ways; a z-buffer would not.
         order = kept[np.argsort(-distance[kept], kind="stable")]
         self._add_objects(soup, objects, order, appearance)
 
         projected = raster.project(soup, camera, rotation, translation, appearance, gain)
         image = self._background(camera, appearance, gain)
         instance_ids = raster.rasterise(projected, image, objects.ids)
+        plates.draw_speed_limits(image, instance_ids, scene.static, camera, rotation, translation,
+                                 camera.camera_position_map(scene.ego.pose))
         image = effects.apply(image, frame_index)
         return RenderResult(image, instance_ids,
                             _projections(projected, objects, distance, instance_ids, camera))

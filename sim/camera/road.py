@@ -97,7 +97,8 @@ def surface_quads(lanes: LaneGeometry,
 
     Lanes sampled alike (parallel lanes) share one strip across the road; others get one each.
     """
-    shoulders, surfaces = [], []
+    shoulders: list[np.ndarray] = []
+    surfaces: list[np.ndarray] = []
     ordered = _sorted_lanes(lanes)
     if not ordered:
         return np.zeros((0, 4, 2)), np.zeros((0, 4, 2))

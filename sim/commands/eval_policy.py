@@ -14,6 +14,7 @@ import io
 import logging
 import math
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -158,27 +159,38 @@ def summarize(episodes: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def evaluate_job(model: str, env_id: str, seed: int, episodes: int) -> list[dict[str, Any]]:
-    """Drive ``episodes`` closed-loop episodes of one model and evaluation seed."""
+def evaluate_job(
+    model: str,
+    env_id: str,
+    seed: int,
+    episodes: int,
+    results: list[dict[str, Any]] | None = None,
+    on_episode: Callable[[int], Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Drive ``episodes`` closed-loop episodes of one model and evaluation seed.
+
+    :param results: list to append each finished episode to (kept if interrupted).
+    :param on_episode: called with 1 after each episode (progress bars).
+    """
     from planning.factory import make_planner
     from sim.loop import ClosedLoop
     from sim.simulator import SimConfig
 
     loop = ClosedLoop(SimConfig(env_id=env_id), make_planner(planner_spec(model)))
-    results = []
+    results = [] if results is None else results
     try:
         for episode in range(episodes):
             env_seed = EVAL_SEED_BASE + MAX_EPISODES_PER_SEED * seed + episode
             result = loop.run_episode(episode, env_seed).as_dict()
             results.append({"model": model, "eval_seed": seed, **result})
+            if on_episode:
+                on_episode(1)
     finally:
         loop.close()
     return results
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     check_env_id(args.env)
     if args.episodes > MAX_EPISODES_PER_SEED:
         raise ValueError(f"--episodes {args.episodes} exceeds {MAX_EPISODES_PER_SEED} per seed")
@@ -190,6 +202,24 @@ def run(args: argparse.Namespace) -> int:
     jobs = [(model, seed) for model in args.models for seed in args.seeds]
     episodes: list[dict[str, Any]] = []
     started = time.perf_counter()
+    interrupted = False
+    try:
+        _run_jobs(args, jobs, episodes)
+    except KeyboardInterrupt:
+        interrupted = True
+        logger.warning("interrupted: reporting the %d finished episode(s)", len(episodes))
+    report = _report(args, episodes, time.perf_counter() - started)
+    report["interrupted"] = interrupted
+    _write_outputs(out, report, episodes)
+    print(format_table(report["models"]))
+    print(f"results: {out / 'eval.json'}, {out / 'eval.csv'}")
+    return 130 if interrupted else 0
+
+
+def _run_jobs(args: argparse.Namespace, jobs: list[tuple[str, int]], episodes: list) -> None:
+    """Run the (model, seed) jobs, appending finished episodes to ``episodes``."""
+    from tqdm import tqdm
+
     with tqdm(
         total=len(jobs) * args.episodes,
         unit="episode",
@@ -198,8 +228,7 @@ def run(args: argparse.Namespace) -> int:
     ) as bar:
         if args.workers == 1:
             for model, seed in jobs:
-                episodes += evaluate_job(model, args.env, seed, args.episodes)
-                bar.update(args.episodes)
+                evaluate_job(model, args.env, seed, args.episodes, episodes, bar.update)
         else:
             with ProcessPoolExecutor(max_workers=args.workers) as pool:
                 futures = [
@@ -208,11 +237,6 @@ def run(args: argparse.Namespace) -> int:
                 for future in as_completed(futures):
                     episodes += future.result()
                     bar.update(args.episodes)
-    report = _report(args, episodes, time.perf_counter() - started)
-    _write_outputs(out, report, episodes)
-    print(format_table(report["models"]))
-    print(f"results: {out / 'eval.json'}, {out / 'eval.csv'}")
-    return 0
 
 
 def _report(args, episodes: list[dict[str, Any]], wall_s: float) -> dict[str, Any]:

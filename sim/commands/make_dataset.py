@@ -16,8 +16,10 @@ Layout under ``--out``::
     episodes/SEED.json             per finished episode: split, camera calibration, frames
     dataset.json                   summary: counts per split and class
 
-NAME is ``e{episode seed:06d}_{step:04d}``. Episodes are split into train and val as a whole,
-so no episode is in both. A rerun with the same arguments skips finished episodes and frames.
+NAME is ``e{episode seed:06d}_{frame:04d}``; frames are ``--interval-s`` of simulated time
+apart (by default one per control step), starting with the episode's first state. Episodes
+are split into train and val as a whole, so no episode is in both. A rerun with the same
+arguments skips finished episodes and frames.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from typing import Any
 import cv2
 
 from bus.atomic import atomic_path, check_writable_dir, write_json, write_text
-from bus.messages.camera import DETECTION_CLASSES, CameraInfo, FrameLabels, Image
+from bus.messages.camera import DETECTION_CLASSES, FrameLabels, Image
 from sim.camera import CameraConfig, image_array
 from sim.camera.labels import labels_to_json, yolo_box_rows, yolo_segment_rows
 from sim.camera.model import CameraModel
@@ -75,8 +77,14 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--frames-per-episode", type=nonnegative_int, default=0, metavar="K",
                         help="at most K frames per episode, 0 for every control step "
                              "(default: %(default)s)")
-    parser.add_argument("--width", type=positive_int, default=640, help="image width [px] (default: %(default)s)")
-    parser.add_argument("--height", type=positive_int, default=360, help="image height [px] (default: %(default)s)")
+    parser.add_argument("--interval-s", type=_positive_float, default=1.0, metavar="S",
+                        help="simulated time between saved frames, rounded to whole simulation "
+                             "frames; 1 s saves one frame per control step of highway-env "
+                             "(default: %(default)s)")
+    parser.add_argument("--width", type=positive_int, default=640,
+                        help="image width [px] (default: %(default)s)")
+    parser.add_argument("--height", type=positive_int, default=360,
+                        help="image height [px] (default: %(default)s)")
     parser.add_argument("--hfov-deg", type=float, default=CameraConfig.hfov_deg,
                         help="horizontal field of view [deg] (default: %(default)s)")
     parser.add_argument("--min-visible", type=_fraction, default=0.25,
@@ -96,6 +104,16 @@ def _fraction(text: str) -> float:
         raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}") from None
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
     return value
 
 
@@ -185,61 +203,47 @@ def _episode(loop: ClosedLoop, writer: DatasetWriter, args, episode: int, seed: 
              budget: int, bar) -> int:
     """Drive one episode until it holds ``budget`` frames (frames left by an interrupted run
     count, and are not rewritten); returns how many frames it holds."""
+    simulator = loop.simulator
+    camera = simulator.camera
+    assert camera is not None, "make-dataset builds its simulator with a camera"
     split = split_of(episode, args.val_fraction)
-    pending: list[tuple[Image, FrameLabels]] = []
-    images: dict[int, Image] = {}
-    subscriptions = [
-        loop.bus.subscribe("/camera/image", lambda m: images.__setitem__(m.header.seq, m)),
-        loop.bus.subscribe("/camera/truth",
-                           lambda m: pending.append((images.pop(m.header.seq), m))),
-    ]
-    info: list[CameraInfo] = []
-    subscriptions.append(loop.bus.subscribe("/camera/info", info.append))
-    state: dict[str, Any] = {"written": 0, "frames": [], "steps": 0}
-    writer.camera = None
+    every = max(1, round(args.interval_s * simulator.simulation_rate_hz))
     limit = args.frames_per_episode or None
+    state: dict[str, Any] = {"sim_frames": 0, "frames": []}
 
-    def flush(_: int = 0) -> None:
-        while pending:
-            image, labels = pending.pop(0)
-            step = state["steps"]
-            state["steps"] += 1
-            if limit is not None and step >= limit:
-                raise _Enough
-            name = f"e{seed:06d}_{step:04d}"
-            if writer.camera is None:
-                writer.camera = _model_from_info(info[-1])
-            if not writer.exists(split, name):
-                writer.write(split, name, image, labels)
-            bar.update(1)
-            state["written"] += 1
-            state["frames"].append(name)
-            if state["written"] >= budget:
-                raise _Enough
+    def on_sim_frame(stamp_ns: int) -> None:
+        sim_frame = state["sim_frames"]
+        state["sim_frames"] += 1
+        if sim_frame % every:
+            return
+        index = len(state["frames"])
+        if limit is not None and index >= limit:
+            raise _Enough
+        name = f"e{seed:06d}_{index:04d}"
+        writer.camera = camera.model
+        if not writer.exists(split, name):
+            frame = simulator.camera_frame(stamp_ns)
+            writer.write(split, name, frame.image, frame.labels)
+        bar.update(1)
+        state["frames"].append(name)
+        if len(state["frames"]) >= budget:
+            raise _Enough
 
     complete = True
+    simulator.sim_frame_hook = on_sim_frame
     try:
-        loop.run_episode(episode, seed, on_step=flush)
-        flush()
+        loop.run_episode(episode, seed)
     except _Enough:
-        complete = limit is not None and state["steps"] > limit
+        complete = limit is not None and len(state["frames"]) >= limit
     finally:
-        for subscription in subscriptions:
-            subscription.close()
+        simulator.sim_frame_hook = None
     write_json(writer.out / "episodes" / f"{seed:06d}.json", {
         "seed": seed, "episode": episode, "split": split, "env": args.env,
-        "complete": complete, "frames": state["frames"],
-        "camera_info": json.loads(_encode(info[-1])) if info else None,
+        "complete": complete, "frame_interval_s": every / simulator.simulation_rate_hz,
+        "frames": state["frames"],
+        "camera_info": json.loads(_encode(camera.info())),
     })
-    return state["written"]
-
-
-def _model_from_info(info: CameraInfo) -> CameraModel:
-    """The camera model the episode's frames were rendered with (for lane paint widths)."""
-    config = CameraConfig(width_px=info.width, height_px=info.height,
-                          hfov_deg=math.degrees(info.hfov_rad), height_m=info.height_m,
-                          pitch_deg=math.degrees(info.pitch_rad), forward_m=info.forward_m)
-    return CameraModel(config)
+    return len(state["frames"])
 
 
 def _encode(message) -> str:

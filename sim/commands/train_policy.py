@@ -106,7 +106,18 @@ def _read_config(path: str | None) -> dict:
     return data
 
 
+def _interrupt_on_sigterm() -> None:
+    """Treat SIGTERM like Ctrl-C, so a killed run still writes its checkpoint and policy."""
+    import signal
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def run(args: argparse.Namespace) -> int:
+    _interrupt_on_sigterm()
     out = check_writable_dir(args.out)
     config_data = _read_config(args.config)
     if args.resume and args.config is None and (out / "config.json").is_file():

@@ -79,9 +79,9 @@ def test_briefly_trained_localizer_beats_dead_reckoning_on_a_held_out_drive():
     from mapping.localizer_training import TrainConfig, train_net
 
     torch.set_num_threads(2)
-    drive = DriveConfig(steps=10, views_per_step=3)
-    data = generate_dataset([11, 12, 13], drive)
-    net = train_net(data, TrainConfig(epochs=12, batch_size=32, learning_rate=4e-3))
+    drive = DriveConfig(steps=10, views_per_step=4)
+    data = generate_dataset([11, 12], drive)
+    net = train_net(data, TrainConfig(epochs=30, batch_size=16, learning_rate=4e-3, width=16))
     noise = OdometryNoise(speed_scale_sigma=0.04)
     result = evaluate(net, [901], DriveConfig(steps=12), noise)
     fused = np.mean(result.fused_position_m)

@@ -19,7 +19,7 @@ from bus.messages import (
     Pose2D,
     Vector2,
 )
-from bus.messages.camera import DETECTION_CLASSES, LabelClass
+from bus.messages.camera import DETECTION_CLASSES, Image, LabelClass
 from bus.messages.world import Landmark, LandmarkShape
 from sim.camera import (
     CameraConfig,
@@ -27,6 +27,7 @@ from sim.camera import (
     FrontCamera,
     RandomizationConfig,
     SceneInput,
+    image_array,
     meshes,
 )
 from sim.camera.raster import clip_near
@@ -262,3 +263,92 @@ def test_convex_templates_are_wound_outwards():
 def test_detection_classes_match_the_detector():
     classes = pytest.importorskip("perception.classes")
     assert tuple(classes.CLASS_NAMES) == DETECTION_CLASSES
+
+
+def test_simulator_publishes_camera_topics_before_the_ego():
+    from bus import Bus
+    from sim.simulator import SimConfig, Simulator
+
+    bus = Bus()
+    order: list[str] = []
+    messages: dict[str, list] = {}
+    for topic in ("/sim/lanes", "/sim/objects", "/camera/image", "/camera/truth", "/sim/ego",
+                  "/camera/info", "/sim/static"):
+        bus.subscribe(topic, lambda m, t=topic: (order.append(t),
+                                                 messages.setdefault(t, []).append(m)))
+    simulator = Simulator(SimConfig(env_id="highway-fast-v0", camera=CameraConfig()), bus)
+    simulator.reset(1)
+    simulator.step()
+    simulator.close()
+    step = ["/sim/lanes", "/sim/objects", "/camera/image", "/camera/truth", "/sim/ego"]
+    assert order == ["/sim/static", "/camera/info", *step, *step]
+    image, truth = messages["/camera/image"][-1], messages["/camera/truth"][-1]
+    assert image.header == truth.header and image.header.frame_id == "camera"
+    assert image_array(image).shape == (360, 640, 3)
+    info = messages["/camera/info"][0]
+    assert info.width == 640 and abs(info.height_m - 1.4) <= 0.1 + 1e-9
+
+
+def test_image_array_rejects_malformed_messages():
+    good = Image(header=Header(stamp_ns=0), height=2, width=3, data=bytes(18))
+    assert image_array(good).shape == (2, 3, 3)
+    with pytest.raises(ValueError, match="expected 18"):
+        image_array(Image(header=Header(stamp_ns=0), height=2, width=3, data=bytes(17)))
+    with pytest.raises(ValueError, match="encoding"):
+        image_array(Image(header=Header(stamp_ns=0), height=2, width=3, encoding="mono8"))
+
+
+def test_lane_lines_follow_a_curved_road():
+    radius_m = 200.0
+    angles = np.arange(-0.25, 1.0, 10.0 / radius_m)
+    lanes = []
+    for index, offset in enumerate((2.0, -2.0)):  # left lane, right lane; curving left
+        r = radius_m - offset
+        centre = tuple((float(r * np.sin(a)), float(radius_m - r * np.cos(a))) for a in angles)
+        lanes.append(Lane(lane_index=index, centerline=centre, width_m=LANE_WIDTH_M,
+                          speed_limit_mps=30.0, left_line="solid" if index == 0 else "dashed",
+                          right_line="solid" if index == 1 else "none"))
+    geometry = LaneGeometry(header=Header(stamp_ns=0), lanes=tuple(lanes))
+    labels = _camera().render(_scene([], geometry), 0).labels
+    assert len(labels.lane_lines) == 3
+    for line in labels.lane_lines:
+        road = np.asarray(line.road_points)
+        # Every point lies on its circle about (0, R) in the ego frame.
+        radii = np.hypot(road[:, 0], road[:, 1] - radius_m)
+        expected = radius_m - 4.0 + 4.0 * line.line_index
+        # (within the sag of the simulator's 10 m chords: 10^2 / (8 R) = 0.06 m)
+        np.testing.assert_allclose(radii, expected, atol=0.1)
+    # The line under the camera runs up the image and bends left (a straight one would not).
+    middle = np.asarray(labels.lane_lines[1].image_points)
+    assert middle[0, 0] == pytest.approx(320.0, abs=15.0)  # 10 m chords sag 0.06 m
+    assert middle[-1, 0] < middle[0, 0] - 50.0
+
+
+def test_objects_behind_or_beyond_range_are_culled():
+    camera = _camera()
+    behind = _vehicle(1, -10.0)
+    too_far = _vehicle(2, 1.0 + FLAT.far_m + 20.0)
+    in_range = _vehicle(3, 1.0 + FLAT.far_m - 20.0)
+    ids = {b.object_id for b in camera.render(_scene([behind, too_far, in_range]), 0).labels.boxes}
+    assert ids == {3}
+
+
+def test_near_speed_limit_plate_shows_its_number_on_its_own_pixels():
+    from bus.messages import SignType, StaticWorld, TrafficSign
+    from sim.camera.plates import speed_limit_text
+
+    assert speed_limit_text(30.0) == "110" and speed_limit_text(27.78) == "100"
+
+    def render(limit_mps: float):
+        sign = TrafficSign(sign_id=20000, sign_type=SignType.SPEED_LIMIT,
+                           pose=Pose2D(9.0, -4.0, math.pi), plate_size_m=0.9,
+                           plate_center_height_m=2.4, speed_limit_mps=limit_mps)
+        scene = _scene([])
+        static = StaticWorld(header=Header(stamp_ns=0), signs=(sign,))
+        return _camera().render(SceneInput(scene.ego, scene.objects, scene.lanes, static), 0)
+
+    with_number, blank = render(30.0), render(0.0)
+    changed = np.any(with_number.pixels != blank.pixels, axis=2)
+    assert changed.sum() > 30
+    assert np.all(with_number.render.instance_ids[changed] == 20000)
+    assert with_number.labels == blank.labels

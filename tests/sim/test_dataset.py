@@ -75,11 +75,11 @@ def test_make_dataset_writes_yolo_files_and_lane_labels(tmp_path):
 
 def test_make_dataset_resumes_without_rewriting_finished_frames(tmp_path):
     assert _make(tmp_path, 4) == 0
-    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.jpg")}
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "images").rglob("*.jpg")}
     assert _make(tmp_path, 4) == 0
-    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.jpg")} == before
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "images").rglob("*.jpg")} == before
     assert _make(tmp_path, 7) == 0
-    after = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.jpg")}
+    after = {p: p.stat().st_mtime_ns for p in (tmp_path / "images").rglob("*.jpg")}
     assert len(after) == 7 and all(after[p] == t for p, t in before.items())
     # No temporary files are left behind.
     assert not [p for p in tmp_path.rglob(".*") if p.is_file()]
@@ -88,7 +88,7 @@ def test_make_dataset_resumes_without_rewriting_finished_frames(tmp_path):
 @pytest.mark.slow
 def test_make_dataset_runs_on_highway_v0(tmp_path):
     assert _make(tmp_path, 2, "highway-v0") == 0
-    assert len(list(tmp_path.rglob("*.jpg"))) == 2
+    assert len(list((tmp_path / "images").rglob("*.jpg"))) == 2
 
 
 def test_make_dataset_rejects_bad_arguments(tmp_path, capsys):
@@ -131,3 +131,10 @@ def test_sim_camera_video_command(tmp_path):
     assert (tmp_path / "camera_000.mp4").stat().st_size > 10_000
     assert (tmp_path / "camera_000.jsonl").exists()
     assert (tmp_path / "camera_000_labels" / "classes.txt").exists()
+
+
+def test_make_dataset_interval_samples_simulation_frames(tmp_path):
+    assert main(["-q", "make-dataset", "--env", "highway-fast-v0", "--frames", "3", "--out",
+                 str(tmp_path), "--interval-s", "0.4", "--no-progress"]) == 0
+    records = [json.loads(p.read_text()) for p in sorted(tmp_path.rglob("annotations/*/*.json"))]
+    assert [r["stamp_ns"] for r in records] == [0, 400_000_000, 800_000_000]
