@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import pickle
 import time
 from dataclasses import dataclass
 from importlib import resources
@@ -281,7 +282,10 @@ def load_net(path: str | Path | None = None) -> LocalizerNet:
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
         net.load_state_dict(state)
-    except (RuntimeError, KeyError, ValueError, EOFError) as error:
+    except pickle.UnpicklingError:
+        raise OSError(f"localizer weights {str(path)!r} are not a weights-only torch "
+                      "state_dict file") from None
+    except (RuntimeError, KeyError, ValueError, EOFError, TypeError, AttributeError) as error:
         raise OSError(f"localizer weights {str(path)!r} cannot be loaded: {error}") from None
     except FileNotFoundError:
         raise OSError(f"localizer weights {str(path)!r} do not exist; train them with "

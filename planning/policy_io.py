@@ -112,7 +112,7 @@ def save_npz_policy(
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = json.dumps({"format": POLICY_FORMAT, "version": POLICY_VERSION, **metadata})
     tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(tmp, metadata=np.array(meta), **arrays)
+    np.savez_compressed(tmp, metadata=np.array(meta), **arrays)  # type: ignore[arg-type]
     tmp.replace(path)
     return path
 

@@ -181,12 +181,11 @@ class QTablePolicy:
         """:raises PolicyFileError: naming the file when it is not a Q-learning policy of ours."""
         arrays, metadata = load_npz_policy(path, "qlearning")
         try:
-            discretizer = Discretizer(
-                **{
-                    k: tuple(v) if isinstance(v, list) else v
-                    for k, v in metadata["discretizer"].items()
-                }
-            )
+            settings: dict[str, Any] = {
+                k: tuple(v) if isinstance(v, list) else v
+                for k, v in metadata["discretizer"].items()
+            }
+            discretizer = Discretizer(**settings)
         except (KeyError, TypeError) as error:
             raise PolicyFileError(f"{path}: bad discretizer metadata ({error!r})") from None
         q_table = arrays.get("q_table")

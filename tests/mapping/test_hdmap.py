@@ -72,3 +72,13 @@ def test_nearest_lane_offset_is_positive_to_the_left(hd_map):
     assert lateral_m == pytest.approx(1.0)
     assert heading_rad == pytest.approx(0.0)
     assert width_m == pytest.approx(4.0)
+
+
+def test_build_map_command_writes_a_readable_map(tmp_path):
+    from sim.cli import main
+
+    out = tmp_path / "maps" / "map.json"
+    assert main(["build-map", "--env", "highway-fast-v0", "--seed", "5", "--out", str(out)]) == 0
+    hd_map = read_map(out)
+    assert hd_map.seed == 5 and hd_map.env_id == "highway-fast-v0"
+    assert hd_map.landmarks

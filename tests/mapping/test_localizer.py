@@ -69,6 +69,15 @@ def test_without_landmarks_x_stays_uncertain(straight_map):
     assert np.sqrt(covariance[0, 0]) > 3.0  # only the (weakened) prior constrains x
 
 
+def test_weights_that_are_not_a_state_dict_are_refused(tmp_path):
+    from mapping.localizer import load_net
+
+    path = tmp_path / "localizer.pt"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(OSError, match=r"localizer\.pt.*state_dict"):
+        load_net(path)
+
+
 @pytest.mark.slow
 def test_briefly_trained_localizer_beats_dead_reckoning_on_a_held_out_drive():
     import torch
