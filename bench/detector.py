@@ -40,16 +40,24 @@ def main() -> None:
     parser.add_argument("--sim-data", type=Path, help="held-out make-dataset directory")
     parser.add_argument("--frames", type=int, default=30, help="frames timed per detector")
     parser.add_argument("--conf", type=float, default=0.01, help="score threshold for AP")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads per detector")
     args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
 
     from perception.detector import load_detector
     from perception.yolo_detector import SHIPPED_DETECTOR
 
     weights = [Path(w) for w in args.weights] if args.weights else [SHIPPED_DETECTOR, *TEACHERS]
     weights = [w for w in weights if w.is_file()]
-    detectors = {w.name: load_detector(w, conf=args.conf) for w in weights}
+    detectors = {w.name: load_detector(w, conf=args.conf, threads=args.threads) for w in weights}
 
-    print(f"speed on {SPEED_WH[0]}x{SPEED_WH[1]} frames ({args.frames} timed, after 3 warm-up)")
+    print(
+        f"speed on {SPEED_WH[0]}x{SPEED_WH[1]} frames ({args.frames} timed, after 3 warm-up, "
+        f"{args.threads} thread(s))"
+    )
     print(f"{'detector':>22} {'mean ms':>8} {'p95 ms':>8} {'FPS':>6}")
     for name, detector in detectors.items():
         mean_ms, p95_ms = _time(detector, args.frames, args.sim_data)

@@ -137,7 +137,9 @@ class Bus:
         A latched topic delivers its last message to the new subscriber at once.
         """
         topic = self._topic(name)
-        subscriber = _Subscriber(callback, label or str(getattr(callback, "__qualname__", "callback")))
+        subscriber = _Subscriber(
+            callback, label or str(getattr(callback, "__qualname__", "callback"))
+        )
         topic.subscribers.append(subscriber)
         topic.stats.subscribers += 1
         if topic.spec.latched and topic.last_message is not None:

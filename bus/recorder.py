@@ -74,6 +74,8 @@ def partial_path(path: str | os.PathLike) -> Path:
 class _Channel:
     channel_id: int
     encode: Any
+    companion: bool = False
+    """A Foxglove view written beside the topic's own channel (e.g. ``/x/annotations``)."""
 
 
 class Recorder:
@@ -121,6 +123,10 @@ class Recorder:
         self._offset_ns = 0
         self._last_stamp_ns: int | None = None
         self.message_count = 0
+        """Bus messages recorded (one per published message of a recorded topic)."""
+        self.companion_count = 0
+        """Extra MCAP messages written on companion channels (see :class:`_Channel`); the
+        file holds ``message_count + companion_count`` messages."""
         self.closed = False
         names = (
             [s.name for s in bus.table.values() if s.recorded] if topics is None else list(topics)
@@ -180,6 +186,7 @@ class Recorder:
                 publish_time=max(stamp_ns, 0),
                 sequence=int(message.header.seq) & 0xFFFFFFFF,
             )
+            self.companion_count += channel.companion
 
     def _log_time(self, stamp_ns: int) -> int:
         if self._last_stamp_ns is not None and stamp_ns < self._last_stamp_ns:
@@ -196,7 +203,7 @@ class Recorder:
         for view in views:
             schema_id = self._schema(view.schema_name, dict(view.schema))
             channel_id = self._channel(spec, spec.name + view.suffix, schema_id)
-            channels.append(_Channel(channel_id, self._view_encoder(view)))
+            channels.append(_Channel(channel_id, self._view_encoder(view), bool(view.suffix)))
         self._channels[spec.name] = channels
         return channels
 
@@ -242,9 +249,28 @@ class Recorder:
             self._stream.close()
         os.replace(self.partial, self.path)
         logger.info(
-            "recorded %d messages to %s (%d errors)", self.message_count, self.path, self.errors
+            "recorded %d messages to %s (%d bus messages + %d on companion channels; %d errors)",
+            self.message_count + self.companion_count,
+            self.path,
+            self.message_count,
+            self.companion_count,
+            self.errors,
         )
         return self.path
+
+    def abort(self) -> None:
+        """Stop recording and delete the partial file, leaving any earlier ``path`` as it was."""
+        if self.closed:
+            return
+        self.closed = True
+        for subscription in self._subscriptions:
+            subscription.close()
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+        self._stream.close()
+        self.partial.unlink(missing_ok=True)
+        logger.info("recording to %s discarded", self.path)
 
     def __enter__(self) -> Recorder:
         return self

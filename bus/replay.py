@@ -2,8 +2,11 @@
 
 Reading streams the file from the start, so it works on recordings cut short by a killed
 run: every message of every complete chunk is returned, then a warning names the byte offset
-where the file broke. A channel whose schema does not match the type the topic table declares
-is refused with :class:`RecordingError` naming the topic, before any message is returned.
+where the file broke. When a record in the middle is damaged but the file's summary section
+(its chunk index) is intact, only the damaged chunk is skipped: reading resumes at the next
+indexed chunk and a warning names the damaged byte range and how many messages were lost.
+A channel whose schema does not match the type the topic table declares is refused with
+:class:`RecordingError` naming the topic, before any message is returned.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import msgspec
-from mcap.records import Channel, Chunk, Footer, Message, Metadata, Schema
+from mcap.records import Channel, Chunk, ChunkIndex, Footer, Message, Metadata, Schema, Statistics
 from mcap.stream_reader import StreamReader, breakup_chunk
 
 from bus.bus import Bus
@@ -39,6 +42,8 @@ logger = logging.getLogger(__name__)
 MCAP_MAGIC = b"\x89MCAP0\r\n"
 MAX_RECORD_BYTES = 1 << 30
 """Records claiming to be larger are treated as corruption rather than allocated."""
+FOOTER_BYTES = 1 + 8 + 8 + 8 + 4
+"""Footer record: opcode, length, summary start, summary offset start, summary CRC."""
 
 
 class RecordingError(ValueError):
@@ -75,8 +80,14 @@ class ReadReport:
     error: str = ""
     chunks: int = 0
     metadata: dict[str, dict[str, str]] = field(default_factory=dict)
+    damaged: list[DamagedRange] = field(default_factory=list)
+    messages: int = 0
+    lost_messages: int | None = None
+    """Messages the damaged ranges held (from the file's statistics; None if unknown)."""
 
     def warning(self) -> str | None:
+        if self.damaged:
+            return self._damage_warning()
         if self.complete:
             return None
         if self.broken_at is None or self.broken_at >= self.size_bytes:
@@ -89,6 +100,80 @@ class ReadReport:
             f"({self.error}); returned the messages of the {self.chunks} complete chunk(s) "
             "before it"
         )
+
+    def _damage_warning(self) -> str:
+        ranges = "; ".join(f"bytes {d.start}-{d.end} ({d.error})" for d in self.damaged)
+        lost = (
+            "an unknown number of messages"
+            if self.lost_messages is None
+            else f"{self.lost_messages} message(s)"
+        )
+        text = (
+            f"{self.path}: skipped {len(self.damaged)} damaged range(s): {ranges}; "
+            f"{lost} lost, {self.messages} read from the intact chunks"
+        )
+        if not self.complete:
+            text += f"; the file then broke at byte {self.broken_at} ({self.error})"
+        return text
+
+
+class DamagedRange(NamedTuple):
+    """Bytes ``[start, end)`` of a file that could not be read and were skipped."""
+
+    start: int
+    end: int
+    error: str
+
+
+class _Index(NamedTuple):
+    """What the summary section of an MCAP file says about its data section."""
+
+    chunk_starts: list[int]
+    data_end: int
+    schemas: dict[int, Schema]
+    channels: dict[int, Channel]
+    message_count: int | None
+
+    def resume_offset(self, broken_at: int) -> int | None:
+        """Start of the first indexed chunk after ``broken_at``, else the summary's start
+        (reading on there reaches the footer); None past the data section."""
+        if broken_at >= self.data_end:
+            return None
+        return min((s for s in self.chunk_starts if s > broken_at), default=self.data_end)
+
+
+def _read_index(stream: Any, size_bytes: int) -> _Index | None:
+    """The chunk index, schemas and channels of the file's summary section; None when the
+    file has none (cut short) or it is unreadable."""
+    try:
+        stream.seek(size_bytes - FOOTER_BYTES - len(MCAP_MAGIC))
+        tail = stream.read(FOOTER_BYTES + len(MCAP_MAGIC))
+        if len(tail) != FOOTER_BYTES + len(MCAP_MAGIC) or not tail.endswith(MCAP_MAGIC):
+            return None
+        summary_start = struct.unpack_from("<Q", tail, 9)[0]
+        if not len(MCAP_MAGIC) < summary_start < size_bytes - FOOTER_BYTES:
+            return None
+        stream.seek(summary_start)
+        records = StreamReader(
+            stream, skip_magic=True, validate_crcs=True, record_size_limit=MAX_RECORD_BYTES
+        ).records
+        chunk_starts, schemas, channels, count = [], {}, {}, None
+        for record in records:
+            if isinstance(record, ChunkIndex):
+                chunk_starts.append(record.chunk_start_offset)
+            elif isinstance(record, Schema):
+                schemas[record.id] = record
+            elif isinstance(record, Channel):
+                channels[record.id] = record
+            elif isinstance(record, Statistics):
+                count = record.message_count
+            elif isinstance(record, Footer):
+                break
+    except Exception:  # noqa: BLE001 - untrusted bytes: an unreadable summary is no summary
+        return None
+    if not chunk_starts:
+        return None
+    return _Index(sorted(chunk_starts), summary_start, schemas, channels, count)
 
 
 class LogReader:
@@ -108,17 +193,18 @@ class LogReader:
         if magic != MCAP_MAGIC:
             raise RecordingError(f"{self.path} is not an MCAP file (bad magic bytes {magic[:8]!r})")
         self.report = ReadReport(self.path, size_bytes=self.path.stat().st_size)
+        self._warned: set[str] = set()
 
     def raw(self, warn: bool = True) -> Iterator[RawMessage]:
-        """Every message in file order; stops at the first unreadable record and (if ``warn``)
-        logs where. :attr:`report` describes the pass afterwards."""
+        """Every message in file order. A damaged record is skipped up to the next indexed
+        chunk when the file's summary is intact; otherwise reading stops there. Problems are
+        logged (if ``warn``, once per reader); :attr:`report` describes the pass afterwards."""
         report = self.report = ReadReport(self.path, size_bytes=self.path.stat().st_size)
         schemas: dict[int, Schema] = {}
         channels: dict[int, Channel] = {}
+        index: _Index | None | bool = False  # False: not read yet
         with open(self.path, "rb") as stream:
-            records = StreamReader(
-                stream, emit_chunks=True, validate_crcs=True, record_size_limit=MAX_RECORD_BYTES
-            ).records
+            records = self._records(stream, skip_magic=False)
             offset = len(MCAP_MAGIC)
             while True:
                 try:
@@ -131,6 +217,16 @@ class LogReader:
                 except StopIteration:
                     break
                 except Exception as error:  # noqa: BLE001 - untrusted bytes: any failure ends the read
+                    if index is False:
+                        index = _read_index(stream, report.size_bytes)
+                    resume = index.resume_offset(offset) if index else None
+                    if index and resume is not None:
+                        report.damaged.append(DamagedRange(offset, resume, _describe(error)))
+                        schemas.update(index.schemas)
+                        channels.update(index.channels)
+                        stream.seek(resume)
+                        records, offset = self._records(stream, skip_magic=True), resume
+                        continue
                     report.broken_at, report.error = offset, _describe(error)
                     report.complete = False
                     break
@@ -145,6 +241,7 @@ class LogReader:
                         report.metadata.setdefault(item.name, {}).update(item.metadata)
                     elif isinstance(item, Message) and item.channel_id in channels:
                         channel = channels[item.channel_id]
+                        report.messages += 1
                         yield RawMessage(
                             channel,
                             schemas.get(channel.schema_id),
@@ -154,7 +251,24 @@ class LogReader:
                         )
                     elif isinstance(item, Footer):
                         report.complete = True
+        if report.damaged and index and index.message_count is not None:
+            report.lost_messages = max(index.message_count - report.messages, 0)
         if warn and (message := report.warning()):
+            self._warn_once(message)
+
+    @staticmethod
+    def _records(stream: Any, skip_magic: bool) -> Iterator[Any]:
+        return StreamReader(
+            stream,
+            skip_magic=skip_magic,
+            emit_chunks=True,
+            validate_crcs=True,
+            record_size_limit=MAX_RECORD_BYTES,
+        ).records
+
+    def _warn_once(self, message: str) -> None:
+        if message not in self._warned:
+            self._warned.add(message)
             logger.warning(message)
 
     def metadata(self) -> dict[str, str]:

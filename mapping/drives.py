@@ -7,8 +7,9 @@ perturbed ego pose (shifted and turned) so the network sees lateral offsets and 
 traffic rarely produces.
 
 Landmark labels come from the map and the true pose: the image column ``u`` [px] of each
-landmark's centre (footprint centre at half height) and its ground range from the camera [m],
-for landmarks the renderer reports as visible enough.
+landmark's centre (footprint centre at half height), its ground range from the camera [m] and
+the image row [px] of its top centre point, for landmarks the renderer reports as visible
+enough.
 """
 
 from __future__ import annotations
@@ -57,11 +58,13 @@ class DriveConfig:
 
 @dataclass(frozen=True)
 class LandmarkLabel:
-    """A visible landmark: id, image column of its centre [px], ground range [m]."""
+    """A visible landmark: id, image column of its centre [px], ground range [m], image row of
+    its top centre point [px]."""
 
     landmark_id: int
     u_px: float
     range_m: float
+    top_v_px: float
 
 
 @dataclass(frozen=True)
@@ -156,7 +159,9 @@ def _landmark_labels(static, camera_model, pose: Pose2D, render, config: DriveCo
         if not ahead[0] or not 0.0 <= u < camera_model.config.width_px:
             continue
         range_m = float(np.hypot(*(centre[0, :2] - camera_xy)))
-        labels.append(LandmarkLabel(landmark.landmark_id, u, range_m))
+        top = centre * np.array([1.0, 1.0, 2.0])
+        top_v = float(camera_model.project(top, pose)[0][0, 1])
+        labels.append(LandmarkLabel(landmark.landmark_id, u, range_m, top_v))
     return tuple(labels)
 
 

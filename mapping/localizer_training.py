@@ -2,7 +2,7 @@
 
 Losses: binary cross-entropy between the column logits and the soft centre target (centre
 cells weighted up), L1 on the in-cell offset and log range at centre cells, squared error on
-the lane phase (sin, cos) and L1 on the lane-relative heading. Frames are mirrored left-right
+the lane phase (sin, cos) and L1 on the lane-relative heading; L1 on the top row. Frames are mirrored left-right
 at random (columns, lane offset and heading change sign), which the camera's centred
 principal point makes an exact symmetry.
 """
@@ -25,6 +25,8 @@ logger = logging.getLogger(__name__)
 
 CENTRE_WEIGHT = 10.0
 """Weight of the true centre cells in the column BCE (they are about 1 in 30 cells)."""
+TOP_LOSS_SCALE = 10.0
+"""The top row error (a share of the image height) is multiplied by this."""
 HEADING_LOSS_SCALE = 20.0
 """Lane-relative heading error is multiplied by this (radians are small numbers)."""
 
@@ -60,13 +62,15 @@ class Batch:
             images = np.where(flip[:, None, None, None], images[:, :, ::-1], images)
             u_px[flip] = data.image_width_px - u_px[flip]
             lane[flip, :2] *= -1.0
-        heat, offset, log_range, mask = column_targets(
-            u_px, data.landmark_range_m[rows], data.image_width_px)
+        heat, offset, log_range, top_v, mask = column_targets(
+            u_px, data.landmark_range_m[rows], data.landmark_top_v_px[rows],
+            data.image_width_px, data.image_height_px)
         phase = 2 * np.pi * lane[:, 0] / np.maximum(lane[:, 2], 1e-3)
         self.images = torch.from_numpy(normalise(np.ascontiguousarray(images)))
         self.heat = torch.from_numpy(heat)
         self.offset = torch.from_numpy(offset)
         self.log_range = torch.from_numpy(log_range)
+        self.top_v = torch.from_numpy(top_v)
         self.mask = torch.from_numpy(mask)
         self.lane = torch.from_numpy(
             np.stack([np.sin(phase), np.cos(phase), lane[:, 1]], axis=1).astype(np.float32))
@@ -80,9 +84,11 @@ def losses(output: NetOutput, batch: Batch) -> dict[str, torch.Tensor]:
     centres = batch.mask.sum().clamp(min=1.0)
     offset = (torch.abs(torch.sigmoid(output.column_offset) - batch.offset) * batch.mask).sum()
     log_range = (torch.abs(output.column_log_range - batch.log_range) * batch.mask).sum()
+    top_v = (torch.abs(output.column_top_v - batch.top_v) * batch.mask).sum() * TOP_LOSS_SCALE
     phase = ((output.lane[:, :2] - batch.lane[:, :2]) ** 2).sum(dim=1).mean()
     heading = torch.abs(output.lane[:, 2] - batch.lane[:, 2]).mean() * HEADING_LOSS_SCALE
     return {"heat": heat, "offset": offset / centres, "range": log_range / centres,
+            "top_v": top_v / centres,
             "lane_phase": phase, "lane_heading": heading}
 
 

@@ -88,12 +88,14 @@ def class_nms(
 
 
 def load_detector(
-    weights: str | os.PathLike, conf: float = DEFAULT_CONF, trust: bool = False
+    weights: str | os.PathLike, conf: float = DEFAULT_CONF, trust: bool = False, threads: int = 0
 ) -> Detector:
     """A detector for a weights file: ``.onnx`` (a COCO YOLOX or FastestDet export) or an
     ultralytics ``.pt``.
 
     :param trust: allow pickled ultralytics checkpoints, which run code when loaded.
+    :param threads: onnxruntime intra-op threads (0: its default). PyTorch models use the
+        process-wide ``torch.set_num_threads``, which only the caller (the CLI) sets.
 
     :raises OSError: when the file is missing or unreadable.
     :raises ValueError: when the file is not weights of a supported kind.
@@ -105,7 +107,7 @@ def load_detector(
     if suffix == ".onnx":
         from perception.onnx_detector import OnnxCocoDetector
 
-        return OnnxCocoDetector(path, conf=conf)
+        return OnnxCocoDetector(path, conf=conf, threads=threads)
     if suffix == ".pt":
         from perception.yolo_detector import YoloDetector
 

@@ -9,6 +9,7 @@ import argparse
 import logging
 import os
 import sys
+import warnings
 
 from sim import commands
 
@@ -41,6 +42,8 @@ def _configure_logging(verbose: bool, quiet: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     # No network at run time: ultralytics looks hosts up unless told it is offline.
     os.environ.setdefault("YOLO_OFFLINE", "1")
+    # Library deprecation notices (gymnasium, highway-env) are for developers, not users.
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
     parser = build_parser()
     args = parser.parse_args(argv)
     _configure_logging(args.verbose, args.quiet)

@@ -11,6 +11,7 @@ import numpy as np
 
 from bus import Bus
 from bus.node import Node, NodeRunner
+from bus.transport import RemoteNodeLost
 from sim.simulator import SimConfig, Simulator
 
 
@@ -48,7 +49,10 @@ class ClosedLoop:
         )
         self.await_action: Callable[[int], None] | None = None
         """Called with the stamp of every state published, before the loop moves on: waits
-        for a remote planner's action on it (lockstep)."""
+        for a remote planner's action on it (lockstep). It may raise
+        :class:`bus.transport.RemoteNodeLost`, which ends the episode (see :meth:`run_episode`).
+        If it has a ``health_report()`` method, :meth:`health_report` returns that for a
+        remote planner."""
 
     def run_episode(
         self,
@@ -64,6 +68,8 @@ class ClosedLoop:
             intermediate simulation frames included) and a dict of overlay values.
         :param on_step: called with the step count after each control step.
         :param prepare: scene construction hook, see :meth:`Simulator.reset`.
+        :raises RemoteNodeLost: the remote planner stopped answering; the message names the
+            episode and the step (0-based, the step that waited for its action).
         """
         start = time.perf_counter()
         if self.runner:
@@ -84,8 +90,7 @@ class ClosedLoop:
         episode_return, steps, lane_changes = 0.0, 0, 0
         target_lane = ego.target_lane_index
         while True:
-            if self.await_action:
-                self.await_action(self.simulator.stamp_ns)
+            self._await_action(episode, steps)
             outcome = self.simulator.step()
             steps += 1
             episode_return += outcome.reward
@@ -99,8 +104,7 @@ class ClosedLoop:
             if on_step:
                 on_step(steps)
             if outcome.done:
-                if self.await_action:
-                    self.await_action(self.simulator.stamp_ns)
+                self._await_action(episode, steps)
                 break
 
         wall = time.perf_counter() - start
@@ -118,6 +122,24 @@ class ClosedLoop:
             wall_s=wall,
             steps_per_s=steps / wall if wall > 0 else 0.0,
         )
+
+    def _await_action(self, episode: int, step: int) -> None:
+        if self.await_action is None:
+            return
+        try:
+            self.await_action(self.simulator.stamp_ns)
+        except RemoteNodeLost as error:
+            raise RemoteNodeLost(
+                f"remote planner stopped answering at episode {episode} step {step}: {error}"
+            ) from None
+
+    def health_report(self) -> dict[str, Any] | None:
+        """Health of the planner: the in-process runner's report, or the remote planner's as
+        seen through ``await_action``; None when neither is available."""
+        if self.runner:
+            return self.runner.health_report()
+        report = getattr(self.await_action, "health_report", None)
+        return report() if report is not None else None
 
     def close(self) -> None:
         if self.runner:

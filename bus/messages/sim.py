@@ -14,7 +14,7 @@ import msgspec
 from bus.messages.common import Header, Pose2D, Vector2
 
 
-class ObjectClass(str, Enum):
+class ObjectClass(str, Enum):  # noqa: UP042 - StrEnum would change str() and format()
     CAR = "car"
     TRUCK = "truck"
     PEDESTRIAN = "pedestrian"

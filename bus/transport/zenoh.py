@@ -31,8 +31,10 @@ from typing import Any
 import msgspec
 
 from bus.bus import Bus, Subscription
+from bus.health import HealthEvent
 from bus.schema import encode_hook
 from bus.topics import topic_spec
+from bus.transport import RemoteNodeLost
 
 logger = logging.getLogger(__name__)
 
@@ -267,13 +269,22 @@ class ZenohBridge:
             self.session.close()
 
 
+DEFAULT_MAX_CONSECUTIVE_TIMEOUTS = 3
+"""Action timeouts in a row after which the remote planner is taken as gone."""
+MAX_HEALTH_EVENTS = 1000
+"""Health events kept in memory by :class:`LockstepActions`."""
+
+
 class LockstepActions:
     """Makes a simulator wait for the remote planner's action on each state it published
     (same stamp) before it steps, re-sending that state every ``resend_s`` in case it was
-    missed, and giving up after ``timeout_s`` (the simulator then applies its default action).
+    missed, and giving up on a step after ``timeout_s`` (the simulator then applies its
+    default action). After ``max_consecutive_timeouts`` steps in a row without an action it
+    raises :class:`RemoteNodeLost` instead of driving on with default actions.
 
     Install as ``ClosedLoop.await_action``. Actions for other stamps (late duplicates) are
     dropped, so the simulator applies exactly the action computed on the current state.
+    Timeouts are recorded as health events of ``action_topic`` (see :meth:`health_report`).
     """
 
     def __init__(
@@ -283,13 +294,23 @@ class LockstepActions:
         state_topics: tuple[str, ...] = ("/sim/lanes", "/sim/objects", "/sim/ego"),
         timeout_s: float = 10.0,
         resend_s: float = 1.0,
+        max_consecutive_timeouts: int = DEFAULT_MAX_CONSECUTIVE_TIMEOUTS,
     ) -> None:
+        if max_consecutive_timeouts < 1:
+            raise ValueError(
+                f"max_consecutive_timeouts must be at least 1, got {max_consecutive_timeouts}"
+            )
         self.bridge = bridge
         self.action_topic = action_topic
         self.state_topics = state_topics
         self.timeout_s = timeout_s
         self.resend_s = resend_s
+        self.max_consecutive_timeouts = max_consecutive_timeouts
         self.timeouts = 0
+        self.consecutive_timeouts = 0
+        self.answered = 0
+        self.invalid_actions = 0
+        self.events: list[HealthEvent] = []
         self._expected: int | None = None
         bridge.accept = self._accept
 
@@ -299,23 +320,68 @@ class LockstepActions:
         if message.header.stamp_ns != self._expected:
             return False
         self._expected = None  # one action per step: later duplicates are stale
+        self.answered += 1
+        self.invalid_actions += not message.header.valid
+        if self.consecutive_timeouts:
+            self._event(message.header.stamp_ns, "alive", "")
+        self.consecutive_timeouts = 0
         return True
 
     def __call__(self, stamp_ns: int) -> None:
+        """Wait for the action on the state stamped ``stamp_ns``.
+
+        :raises RemoteNodeLost: this was the ``max_consecutive_timeouts``-th step in a row
+            without an action.
+        """
         self._expected = stamp_ns
         start = last_send = time.monotonic()
         while self._expected is not None:
             now = time.monotonic()
             if now - start > self.timeout_s:
-                self.timeouts += 1
-                self._expected = None
-                logger.warning(
-                    "no action for t=%.2f s from the remote planner within %.1f s",
-                    stamp_ns / 1e9,
-                    self.timeout_s,
-                )
+                self._timed_out(stamp_ns)
                 return
             if now - last_send > self.resend_s:
                 self.bridge.resend(self.state_topics)
                 last_send = now
             self.bridge.poll(timeout_s=0.05)
+
+    def _timed_out(self, stamp_ns: int) -> None:
+        self._expected = None
+        self.timeouts += 1
+        self.consecutive_timeouts += 1
+        detail = f"no action within {self.timeout_s:.1f} s"
+        if self.consecutive_timeouts >= self.max_consecutive_timeouts:
+            self._event(stamp_ns, "lost", f"{self.consecutive_timeouts} timeouts in a row")
+            raise RemoteNodeLost(
+                f"no action on {self.consecutive_timeouts} consecutive steps "
+                f"(each waited {self.timeout_s:.1f} s)"
+            )
+        self._event(stamp_ns, "timeout", detail)
+        logger.warning(
+            "no action for t=%.2f s from the remote planner within %.1f s (%d of %d in a row "
+            "before giving up)",
+            stamp_ns / 1e9,
+            self.timeout_s,
+            self.consecutive_timeouts,
+            self.max_consecutive_timeouts,
+        )
+
+    def _event(self, stamp_ns: int, kind: str, detail: str) -> None:
+        if len(self.events) < MAX_HEALTH_EVENTS:
+            self.events.append(HealthEvent(stamp_ns, "simulator", self.action_topic, kind, detail))
+
+    def health_report(self) -> dict[str, Any]:
+        """Health of the remote planner as the simulator saw it, shaped like
+        :meth:`bus.node.NodeRunner.health_report`: ``steps`` answered, actions whose header
+        was invalid, and timeout / lost / alive events on the action topic."""
+        counts: dict[str, int] = {}
+        for event in self.events:
+            counts[event.kind] = counts.get(event.kind, 0) + 1
+        return {
+            "node": "planner (remote)",
+            "steps": self.answered,
+            "invalid_output_steps": self.invalid_actions,
+            "action_timeouts": self.timeouts,
+            "event_counts": counts,
+            "events": [event.as_dict() for event in self.events],
+        }

@@ -122,6 +122,8 @@ def info(path: str) -> dict[str, Any]:
         "duration_s": (end - start) / 1e9 if start is not None else 0.0,
         "messages": sum(t["count"] for t in topics.values()),
         "chunks": report.chunks,
+        "damaged_bytes": [[d.start, d.end] for d in report.damaged],
+        "lost_messages": report.lost_messages,
         "metadata": report.metadata.get("drivestack", {}),
         "topics": dict(sorted(topics.items())),
     }
@@ -131,7 +133,8 @@ def format_info(report: dict[str, Any]) -> str:
     lines = [
         f"file:      {report['file']}",
         f"size:      {report['size_bytes'] / 1e6:.3f} MB in {report['chunks']} chunks"
-        + ("" if report["complete"] else "  (INCOMPLETE)"),
+        + ("" if report["complete"] else "  (INCOMPLETE)")
+        + ("  (DAMAGED)" if report["damaged_bytes"] else ""),
         f"duration:  {report['duration_s']:.2f} s (recording time)",
         f"messages:  {report['messages']}",
     ]
@@ -174,10 +177,12 @@ def run_echo(args: argparse.Namespace) -> int:
             break
     if printed == 0:
         topics = sorted({channel.topic for channel, _ in reader.channels()})
-        raise ValueError(
-            f"{args.file}: no messages on topic {args.topic!r}; recorded topics: "
-            + ", ".join(topics)
+        recorded = (
+            f"recorded topics: {', '.join(topics)}"
+            if topics
+            else "the file has no complete topics (it holds no readable message)"
         )
+        raise ValueError(f"{args.file}: no messages on topic {args.topic!r}; {recorded}")
     return 0
 
 
@@ -236,11 +241,17 @@ class _PlannerComparison:
         for index, recorded, replayed in mismatches[:5]:
             text += (
                 f"\n  #{index} t={recorded.header.stamp_ns / 1e9:.2f} s: recorded "
-                f"{recorded.action.name} ({recorded.reason}), replayed {replayed.action.name} "
-                f"({replayed.reason})"
+                f"{_describe_action(recorded)}, replayed {_describe_action(replayed)}"
             )
         return text
 
 
 def _key(action: Any) -> tuple:
-    return (action.header.stamp_ns, int(action.action), action.fallback, action.reason)
+    """What a replayed action must reproduce: its stamp, the action and the fallback flag.
+    The ``reason`` text is explanation only (shown, not compared)."""
+    return (action.header.stamp_ns, int(action.action), action.fallback)
+
+
+def _describe_action(action: Any) -> str:
+    fallback = ", fallback" if action.fallback else ""
+    return f"{action.action.name}{fallback} (reason: {action.reason or '-'})"

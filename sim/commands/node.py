@@ -36,6 +36,14 @@ NODE_KINDS = {
 }
 
 
+def node_kind(text: str) -> str:
+    if text not in NODE_KINDS:
+        raise argparse.ArgumentTypeError(
+            f"unknown node {text!r}; choose one of: {', '.join(sorted(NODE_KINDS))}"
+        )
+    return text
+
+
 def add_parser(subparsers) -> None:
     from bus.transport.zenoh import DEFAULT_ENDPOINT
     from planning.factory import planner_kinds
@@ -58,7 +66,13 @@ def add_parser(subparsers) -> None:
             "without input, then prints its message and health counters as JSON."
         ),
     )
-    parser.add_argument("kind", choices=sorted(NODE_KINDS), help="which node to run")
+    parser.add_argument(
+        "kind",
+        nargs="?",  # checked in run(), so that a missing NODE error lists the choices
+        type=node_kind,
+        metavar="NODE",
+        help=f"which node to run: {', '.join(sorted(NODE_KINDS))}",
+    )
     parser.add_argument(
         "--planner",
         default="rule",
@@ -113,6 +127,11 @@ def run(args: argparse.Namespace) -> int:
     from bus.transport.zenoh import DEFAULT_ENDPOINT, ZenohBridge, ZenohConfig
     from planning.factory import make_planner
 
+    if args.kind is None:
+        raise ValueError(
+            f"name the node to run (NODE), one of: {', '.join(sorted(NODE_KINDS))}; "
+            "e.g. 'drivestack node planner'"
+        )
     listen = (
         args.listen if args.listen is not None else ([] if args.connect else [DEFAULT_ENDPOINT])
     )
@@ -170,7 +189,8 @@ def _stop_on_sigterm() -> dict[str, bool]:
 
 def add_transport_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``drivestack sim`` for a planner running in another process."""
-    from bus.transport.zenoh import DEFAULT_ENDPOINT
+    from bus.transport.zenoh import DEFAULT_ENDPOINT, DEFAULT_MAX_CONSECUTIVE_TIMEOUTS
+    from sim.commands.args import positive_int
 
     group = parser.add_argument_group(
         "transport", "run the planner in a separate process ('drivestack node planner --help')"
@@ -205,6 +225,15 @@ def add_transport_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="longest wait for the remote planner's action on a step; after it the "
         "simulator applies its default action (default: %(default)s)",
+    )
+    group.add_argument(
+        "--max-action-timeouts",
+        type=positive_int,
+        default=DEFAULT_MAX_CONSECUTIVE_TIMEOUTS,
+        metavar="N",
+        help="stop the run with an error after N steps in a row without the remote "
+        "planner's action (it died or hangs); finished episodes stay in summary.json "
+        "(default: %(default)s)",
     )
     group.add_argument(
         "--connect-timeout-s",
@@ -247,7 +276,10 @@ class RemotePlanner:
             loop.bus, config, outbound=state_topics, inbound=("/planning/action",), name="simulator"
         )
         self.lockstep = LockstepActions(
-            self.bridge, state_topics=state_topics, timeout_s=args.action_timeout_s
+            self.bridge,
+            state_topics=state_topics,
+            timeout_s=args.action_timeout_s,
+            max_consecutive_timeouts=args.max_action_timeouts,
         )
         loop.await_action = self.lockstep
         peers = self.bridge.wait_for_node("planner", args.connect_timeout_s)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,8 @@ from typing import Any
 from bus import Bus
 from bus.atomic import check_writable_dir, write_json
 from bus.recorder import Recorder
-from sim.commands.args import nonnegative_int, positive_int
+from bus.transport import RemoteNodeLost
+from sim.commands.args import nonnegative_int, output_dir, positive_int
 from sim.commands.node import RemotePlanner, add_transport_arguments, uses_remote_planner
 from sim.camera import CameraConfig
 from sim.camera.video import CameraVideoRecorder
@@ -58,7 +60,7 @@ def add_parser(subparsers) -> None:
                         help="seed of the first episode; episode i uses SEED+i (default: %(default)s)")
     parser.add_argument("--planner", default="rule", metavar="SPEC",
                         help=f"planner: {', '.join(planner_kinds())}, or KIND:MODEL_PATH (default: %(default)s)")
-    parser.add_argument("--out", default="runs/sim", metavar="DIR",
+    parser.add_argument("--out", type=output_dir, default="runs/sim", metavar="DIR",
                         help="output directory for summary.json and videos (default: %(default)s)")
     parser.add_argument("--video-episodes", type=nonnegative_int, default=1, metavar="N",
                         help="write an MP4 for the first N episodes, 0 for none (default: %(default)s)")
@@ -78,58 +80,85 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from planning.factory import make_planner
 
+    # Check everything before touching the output directory.
     check_env_id(args.env)
-    out = check_writable_dir(args.out)
     remote = uses_remote_planner(args)
     planner = None if remote else make_planner(args.planner)
+    out = check_writable_dir(args.out)
     bus = Bus()
     # Subscribed before the planner, the recorder writes each state before the action it causes.
     recorder = None if args.no_record else Recorder(out / "run.mcap", bus, metadata={
         "command": "sim", "env": args.env, "planner": args.planner, "seed": str(args.seed)})
-    camera = CameraConfig() if args.camera_video else None
-    loop = ClosedLoop(SimConfig(env_id=args.env, render=args.video_episodes > 0, camera=camera),
-                      planner, bus)
-    link = None
-    if recorder:
-        recorder.add_metadata({"control_rate_hz": str(loop.simulator.control_rate_hz)})
-    try:
-        link = RemotePlanner(args, loop) if remote else None
-    except BaseException:
-        loop.close()
-        if recorder:
-            recorder.close()
-        raise
     results: list[EpisodeResult] = []
+    loop = link = None
     interrupted = False
+    aborted: str | None = None
     started = time.perf_counter()
     try:
+        camera = CameraConfig() if args.camera_video else None
+        loop = ClosedLoop(SimConfig(env_id=args.env, render=args.video_episodes > 0,
+                                    camera=camera), planner, bus)
+        if recorder:
+            recorder.add_metadata({"control_rate_hz": str(loop.simulator.control_rate_hz)})
+        link = RemotePlanner(args, loop) if remote else None
         _drive(args, loop, out, results)
     except KeyboardInterrupt:
         interrupted = True
         logger.warning("interrupted: writing the summary of %d finished episode(s)", len(results))
+    except RemoteNodeLost as error:
+        aborted = str(error)
+        logger.error("%s; keeping the %d finished episode(s)", aborted, len(results))
     finally:
-        loop.close()
+        if loop:
+            loop.close()
         if link:
             link.close()
         if recorder:
-            recorder.close()
+            # A run that finished no episode leaves no recording (nor replaces an earlier one).
+            recorder.close() if results else recorder.abort()
+    if loop is None or not results:
+        print(f"drivestack sim: no episode finished; nothing written to {out}")
+        return 130 if interrupted else 1
     summary = _summary(args, loop, results, interrupted, time.perf_counter() - started)
     if link:
         summary["transport_stats"] = link.report()
+    if aborted:
+        summary.update(aborted=aborted, complete=False)
     write_json(out / "summary.json", summary)
 
     print(format_table(results))
     print(format_aggregate(summary["aggregate"]))
     print(f"summary: {out / 'summary.json'}")
+    if aborted:
+        raise RemoteNodeLost(aborted)
     return 130 if interrupted else 0
+
+
+STALE_OUTPUTS = ("episode_[0-9]*.mp4", "camera_[0-9]*.mp4", "camera_[0-9]*.jsonl",
+                 "camera_[0-9]*_labels")
+
+
+def _remove_stale_outputs(out: Path, keep: set[str]) -> None:
+    """Delete videos and labels a previous run left in ``out`` that this run did not write."""
+    for pattern in STALE_OUTPUTS:
+        for path in out.glob(pattern):
+            if path.name in keep:
+                continue
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            logger.info("removed %s left by an earlier run", path)
 
 
 def _drive(args: argparse.Namespace, loop: ClosedLoop, out: Path, results: list[EpisodeResult]) -> None:
     from tqdm import tqdm
 
     config = loop.simulator.env.unwrapped.config
-    max_steps = int(config["duration"] * config["policy_frequency"])
-    with tqdm(total=args.episodes * max_steps, unit="step", disable=args.no_progress,
+    # merge-v0 has no time limit: it ends where the ramp ends, so the bar counts episodes.
+    max_steps = int(config["duration"] * config["policy_frequency"]) if "duration" in config else 0
+    with tqdm(total=args.episodes * (max_steps or 1), unit="step" if max_steps else "episode",
+              disable=True if args.no_progress else None,
               desc=f"{args.env} {args.planner}", leave=False) as bar:
         for episode in range(args.episodes):
             video = camera_video = None
@@ -141,7 +170,7 @@ def _drive(args: argparse.Namespace, loop: ClosedLoop, out: Path, results: list[
                 result = loop.run_episode(
                     episode, args.seed + episode,
                     on_frame=(lambda frame, info, v=video: v.write(_annotate(frame, info))) if video else None,
-                    on_step=lambda _: bar.update(1),
+                    on_step=(lambda _: bar.update(1)) if max_steps else None,
                 )
             except BaseException:
                 if video:
@@ -153,8 +182,11 @@ def _drive(args: argparse.Namespace, loop: ClosedLoop, out: Path, results: list[
                 video.close()
             if camera_video:
                 camera_video.close()
-            bar.update(max_steps - result.steps)
+            bar.update(max_steps - result.steps if max_steps else 1)
             results.append(result)
+            if episode == 0:
+                _remove_stale_outputs(out, keep={p.name for p in out.iterdir()
+                                                 if p.name.startswith(("episode_000", "camera_000"))})
             bar.set_postfix(ret=f"{result.episode_return:.1f}", crashed=result.crashed)
             # Keep a readable summary of what is finished even if the process is killed.
             write_json(out / "summary.json", _summary(args, loop, results, False, None, complete=False))
@@ -212,7 +244,7 @@ def _summary(args, loop: ClosedLoop, results, interrupted: bool, wall_s: float |
         # Until the recorder closes, the recording is NAME.partial.mcap (see bus/recorder.py).
         "recording": None if args.no_record else "run.mcap" if complete else "run.partial.mcap",
         "transport": args.transport,
-        "health": loop.runner.health_report() if loop.runner else None,
+        "health": loop.health_report(),
         "timing": {
             "wall_s": wall_s,
             "steps_per_s": total_steps / wall_s if wall_s else None,

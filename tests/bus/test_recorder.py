@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import jsonschema
 import msgspec
@@ -277,6 +278,25 @@ def test_detections_get_a_companion_annotations_channel(image_views, tmp_path):
     assert [m.message for m in LogReader(tmp_path / "det.mcap").messages(table=FAKE_TABLE)] == [
         message
     ]
+
+
+def test_recorder_count_agrees_with_log_info_when_companions_are_written(
+    image_views, tmp_path, caplog
+):
+    from sim.commands.log import info
+
+    bus = Bus(FAKE_TABLE)
+    recorder = Recorder(tmp_path / "det.mcap", bus)
+    for seq in range(3):
+        bus.publish(
+            "/perception/detections",
+            FakeDetections(header=Header(stamp_ns=seq, seq=seq, frame_id="camera"), detections=()),
+        )
+    with caplog.at_level(logging.INFO, logger="bus.recorder"):
+        recorder.close()
+    assert (recorder.message_count, recorder.companion_count) == (3, 3)
+    assert info(str(tmp_path / "det.mcap"))["messages"] == 6
+    assert "recorded 6 messages" in caplog.text and "3 on companion channels" in caplog.text
 
 
 def test_a_replacing_view_must_be_replayable():

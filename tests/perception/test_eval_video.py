@@ -220,3 +220,19 @@ def test_failure_mid_run_leaves_no_complete_outputs(tmp_path):
         _eval(tmp_path, Crashing())
     leftovers = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert leftovers == [], leftovers
+
+
+def test_interrupted_run_keeps_what_it_finished(tmp_path):
+    class Interrupted(clip.OracleDetector):
+        def detect(self, image_rgb):
+            if self.calls == 2:
+                raise KeyboardInterrupt
+            return super().detect(image_rgb)
+
+    summary = _eval(tmp_path, Interrupted())
+
+    assert summary["interrupted"] and not summary["complete"]
+    assert summary["frames"] == 2
+    lines = (tmp_path / "out" / "detections.jsonl").read_text().splitlines()
+    assert len(lines) == 2
+    assert _class(summary, "car")["ground_truth"] == 2  # only the frames read are scored

@@ -3,6 +3,7 @@ cuts into an occupied lane."""
 
 from __future__ import annotations
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -167,3 +168,13 @@ def test_slow_lead_with_free_lanes_is_passed_without_collision_for_20_s():
     assert any(e.lane_index != 1 for e in egos)
     # Passed: the ego ends far ahead of where following the lead would have left it.
     assert egos[-1].odometer_m > 20 * 15.0 + 100.0
+
+
+def test_vehicle_cutting_in_from_the_next_lane_is_treated_as_lead():
+    ego = _ego(1, 100.0, 30.0)
+    merging = _car(1, 2, 112.0, 20.0, ego)
+    steady = msgspec.structs.replace(merging, object_id=2)
+    merging = msgspec.structs.replace(merging, velocity_mps=Vector2(20.0, 1.5))  # drifting left
+    blockers = [_car(3, 0, 100.0, 30.0, ego)]  # no escape to the left
+    assert _decide(ego, [steady, *blockers]) != MetaAction.SLOWER
+    assert _decide(ego, [merging, *blockers]) == MetaAction.SLOWER

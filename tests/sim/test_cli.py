@@ -115,3 +115,33 @@ def test_help_explains_every_option(capsys):
     text = capsys.readouterr().out
     for option in ("--env", "--episodes", "--seed", "--planner", "--out", "--video-episodes"):
         assert option in text
+
+
+def test_merge_env_drives_from_the_command_line(tmp_path):
+    out = tmp_path / "merge"
+    assert _run(tmp_path, "--env", "merge-v0", "--episodes", "1", "--out", str(out)) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["env"] == "merge-v0" and summary["episodes"][0]["steps"] > 0
+
+
+def test_a_failed_start_leaves_an_earlier_run_untouched(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _run(tmp_path, "--episodes", "1", "--video-episodes", "0", "--out", str(out)) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    code = main(["sim", "--transport", "zenoh", "--zenoh-connect", "garbage", "--out", str(out)])
+    assert code == 2
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_a_new_run_removes_videos_an_earlier_run_left(tmp_path):
+    out = tmp_path / "run"
+    assert _run(tmp_path, "--episodes", "2", "--video-episodes", "2", "--out", str(out)) == 0
+    assert (out / "episode_001.mp4").exists()
+    assert _run(tmp_path, "--episodes", "1", "--out", str(out)) == 0
+    assert (out / "episode_000.mp4").exists() and not (out / "episode_001.mp4").exists()
+
+
+def test_empty_output_directory_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        main(["sim", "--out", ""])
+    assert "empty" in capsys.readouterr().err
