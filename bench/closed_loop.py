@@ -2,9 +2,11 @@
 
 The raw run replays the closed loop's own action sequence on a bare environment, so both
 drive the same trajectories; the difference is the stack's cost (messages, bus, planner).
-Episodes alternate between the two so machine noise hits both alike.
+For that comparison the stack's world adds no trucks or pedestrians (they change the
+traffic); a third row shows the full default world. Episodes alternate between the runs so
+machine noise hits them alike.
 
-    python bench/closed_loop.py [--env highway-fast-v0] [--episodes 20] [--seed 0]
+    python -m bench.closed_loop [--env highway-fast-v0] [--episodes 20] [--seed 0]
 """
 
 from __future__ import annotations
@@ -29,14 +31,17 @@ def main() -> None:
     from sim.envs import make_env
     from sim.loop import ClosedLoop
     from sim.simulator import SimConfig
+    from sim.world import WorldConfig
 
-    loop = ClosedLoop(SimConfig(env_id=args.env), RulePlanner())
+    plain_world = WorldConfig(truck_fraction=0.0, pedestrians_per_km=0.0)
+    loop = ClosedLoop(SimConfig(env_id=args.env, world=plain_world), RulePlanner())
+    full_loop = ClosedLoop(SimConfig(env_id=args.env), RulePlanner())
     actions: list[int] = []
     loop.bus.subscribe("/planning/action", lambda m: actions.append(int(m.action)))
     raw_env = make_env(args.env)
 
-    stack_s = raw_s = 0.0
-    stack_steps = raw_steps = 0
+    stack_s = raw_s = full_s = 0.0
+    stack_steps = raw_steps = full_steps = 0
     mismatches = 0
     for episode in range(args.episodes):
         seed = args.seed + episode
@@ -57,6 +62,10 @@ def main() -> None:
         raw_s += time.perf_counter() - start
         mismatches += int(raw_env.unwrapped.vehicle.crashed != result.crashed)
 
+        start = time.perf_counter()
+        full_steps += full_loop.run_episode(episode, seed).steps
+        full_s += time.perf_counter() - start
+
     raw_rate, stack_rate = raw_steps / raw_s, stack_steps / stack_s
     overhead = (raw_rate / stack_rate - 1.0) * 100.0
     print(
@@ -65,10 +74,12 @@ def main() -> None:
     print(f"{'run':<28}{'steps':>8}{'seconds':>10}{'steps/s':>10}")
     print(f"{'raw highway-env':<28}{raw_steps:>8}{raw_s:>10.2f}{raw_rate:>10.1f}")
     print(f"{'stack (bus+sim+planner)':<28}{stack_steps:>8}{stack_s:>10.2f}{stack_rate:>10.1f}")
+    print(f"{'stack, full world':<28}{full_steps:>8}{full_s:>10.2f}{full_steps / full_s:>10.1f}")
     print(f"stack overhead: {overhead:+.1f}% time per step (target <= 10%)")
     if mismatches:
         print(f"warning: {mismatches} episode(s) ended differently in the raw replay")
     loop.close()
+    full_loop.close()
     raw_env.close()
 
 

@@ -1,12 +1,14 @@
 """The landmark localizer: CNN observations of one camera frame, solved into a map pose.
 
 1. :class:`~mapping.localizer_net.LocalizerNet` finds the image columns of landmark centres
-   (with a rough range each) and the ego's lateral offset and heading relative to its lane.
+   (with a rough range and the image row of the landmark's top each) and the ego's lateral
+   offset and heading relative to its lane.
 2. Detections are associated with map landmarks through a pose prior (the fused estimate
    predicted to the frame's time): each map landmark's predicted column and its uncertainty,
    propagated from the prior covariance, gate the match; a rough range check breaks ties.
-3. A robust Gauss-Newton solve over (x, y, yaw) minimises the column residuals of the matched
-   landmarks, the lane offset and heading residuals, and a weak copy of the prior.
+3. A robust Gauss-Newton solve over (x, y, yaw) minimises the column residuals (bearing) and
+   top-row residuals (range, through the mapped height) of the matched landmarks, the lane
+   offset and heading residuals, and a weak copy of the prior.
 
 The fix's covariance is the inverse of the solve's information (measurements plus the
 weakened prior), so fusing it in the EKF only lightly double-counts the prior.
@@ -44,6 +46,8 @@ class LocalizerConfig:
 
     :param detection_threshold: minimum landmark-centre probability of a column peak.
     :param column_sigma_px: standard deviation of a detected centre column [px, full image].
+    :param top_sigma_px: standard deviation of a detected top row [px, full image]; it
+        measures range through the mapped landmark height.
     :param lane_offset_sigma_m: standard deviation of the lane offset measurement [m].
     :param lane_heading_sigma_rad: standard deviation of the lane-relative heading [rad].
     :param gate_sigmas: a detection matches a map landmark within this many standard
@@ -57,6 +61,7 @@ class LocalizerConfig:
 
     detection_threshold: float = 0.5
     column_sigma_px: float = 3.0
+    top_sigma_px: float = 3.0
     lane_offset_sigma_m: float = 0.2
     lane_heading_sigma_rad: float = math.radians(0.6)
     gate_sigmas: float = 4.0
@@ -74,6 +79,7 @@ class Observations:
     :param u_px: (D,) detected landmark-centre columns [px, full image], left to right.
     :param range_m: (D,) rough ground range of each [m].
     :param score: (D,) centre probability of each.
+    :param top_v_px: (D,) image row of each one's top centre point [px, full image].
     :param lane_phase: lateral offset from the nearest lane centre as a phase in [-pi, pi):
         2*pi*offset/w for the lane width w, offset left positive [m].
     :param lane_heading_rad: heading relative to the lane [rad].
@@ -84,6 +90,7 @@ class Observations:
     score: np.ndarray
     lane_phase: float
     lane_heading_rad: float
+    top_v_px: np.ndarray | None = None
 
 
 class Localizer:
@@ -104,6 +111,7 @@ class Localizer:
     def set_map(self, hd_map: HdMap) -> None:
         self.map = hd_map
         self.index = MapIndex(hd_map)
+        self._top_xyz = self.index.landmark_xyz * np.array([1.0, 1.0, 2.0])
 
     def set_camera(self, camera: CameraInfo | None) -> None:
         """Use a new calibration (the simulator jitters the mount per episode)."""
@@ -121,7 +129,8 @@ class Localizer:
         """Run the CNN on an HxWx3 uint8 RGB frame."""
         batch = torch.from_numpy(to_input(pixels))[None]
         output = self.net(batch)
-        return decode(output, 0, pixels.shape[1], self.config.detection_threshold)
+        return decode(output, 0, pixels.shape[1], pixels.shape[0],
+                      self.config.detection_threshold)
 
     def localize(self, pixels: np.ndarray, prior: Pose2D, prior_covariance: np.ndarray,
                  stamp_ns: int = 0) -> LocalizerFix:
@@ -183,6 +192,24 @@ class Localizer:
             jacobian[:, axis] = (plus - minus) / (2 * delta)
         return columns, jacobian
 
+    def _predicted_tops(self, state: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        pose = Pose2D(float(state[0]), float(state[1]), float(state[2]))
+        pixels, ahead = self.camera.project(self._top_xyz[landmarks], pose)
+        return np.where(ahead, pixels[:, 1], np.nan)
+
+    def _top_jacobian(self, state: np.ndarray, landmarks: np.ndarray,
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted top rows (M,) [px] and their Jacobian (M, 3) by central differences."""
+        rows = self._predicted_tops(state, landmarks)
+        jacobian = np.zeros((len(landmarks), 3))
+        for axis, delta in enumerate((0.05, 0.05, 1e-4)):
+            offset = np.zeros(3)
+            offset[axis] = delta
+            plus = self._predicted_tops(state + offset, landmarks)
+            minus = self._predicted_tops(state - offset, landmarks)
+            jacobian[:, axis] = (plus - minus) / (2 * delta)
+        return rows, jacobian
+
     def _associate(self, observations: Observations, prior: np.ndarray,
                    prior_cov: np.ndarray) -> list[tuple[int, int]]:
         """(detection index, landmark index) pairs, greedy by Mahalanobis distance."""
@@ -223,6 +250,12 @@ class Localizer:
             valid = ~np.isnan(columns)
             rows.append(((columns - measured) / cfg.column_sigma_px)[valid])
             jacobians.append((jacobian / cfg.column_sigma_px)[valid])
+            if observations.top_v_px is not None:
+                measured_top = observations.top_v_px[[d for d, _ in matches]]
+                tops, top_jacobian = self._top_jacobian(state, landmarks)
+                valid = ~np.isnan(tops)
+                rows.append(((tops - measured_top) / cfg.top_sigma_px)[valid])
+                jacobians.append((top_jacobian / cfg.top_sigma_px)[valid])
         if lane_measurement is not None:
             (origin, normal, heading), offset_m, relative_heading = lane_measurement
             lateral = float(normal @ (state[:2] - origin))
@@ -255,7 +288,8 @@ def _lane_measurement(observations: Observations, prior: np.ndarray, lane):
     return (origin, normal, lane_heading), chosen, observations.lane_heading_rad
 
 
-def decode(output, row: int, image_width_px: int, threshold: float) -> Observations:
+def decode(output, row: int, image_width_px: int, image_height_px: int,
+           threshold: float) -> Observations:
     """Observations of batch item ``row`` of a :class:`~mapping.localizer_net.NetOutput`."""
     probability = torch.sigmoid(output.column_logit[row]).numpy()
     offset = torch.sigmoid(output.column_offset[row]).numpy()
@@ -265,10 +299,11 @@ def decode(output, row: int, image_width_px: int, threshold: float) -> Observati
                            & (probability > padded[2:]))
     scale = image_width_px / INPUT_WIDTH
     u_px = (peaks + offset[peaks]) * COLUMN_STRIDE * scale
+    top_v_px = output.column_top_v[row].numpy()[peaks] * image_height_px
     lane = output.lane[row].numpy()
     return Observations(u_px=u_px, range_m=10.0 ** log_range[peaks], score=probability[peaks],
                         lane_phase=float(math.atan2(lane[0], lane[1])),
-                        lane_heading_rad=float(lane[2]))
+                        lane_heading_rad=float(lane[2]), top_v_px=top_v_px)
 
 
 def load_net(path: str | Path | None = None) -> LocalizerNet:

@@ -1,10 +1,10 @@
 """Training the localizer CNN on a generated dataset (:mod:`mapping.dataset`).
 
 Losses: binary cross-entropy between the column logits and the soft centre target (centre
-cells weighted up), L1 on the in-cell offset and log range at centre cells, squared error on
-the lane phase (sin, cos) and L1 on the lane-relative heading; L1 on the top row. Frames are mirrored left-right
-at random (columns, lane offset and heading change sign), which the camera's centred
-principal point makes an exact symmetry.
+cells weighted up); L1 on the in-cell offset, log range and top row at centre cells; squared
+error on the lane phase (sin, cos) and L1 on the lane-relative heading. Frames are mirrored
+left-right at random (columns, lane offset and heading change sign), which the camera's
+centred principal point makes an exact symmetry.
 """
 
 from __future__ import annotations

@@ -36,9 +36,12 @@ def _observations(localizer: Localizer, truth: Pose2D) -> Observations:
     seen = ahead & (pixels[:, 0] >= 0) & (pixels[:, 0] < localizer.camera.config.width_px)
     camera_xy = localizer.camera.camera_position_map(truth)[:2]
     ranges = np.hypot(*(localizer.index.landmark_xyz[seen, :2] - camera_xy).T)
+    top_xyz = localizer.index.landmark_xyz * np.array([1.0, 1.0, 2.0])
+    tops, _ = localizer.camera.project(top_xyz, truth)
     lateral_m = truth.y - (-4.0)  # lane 1
     return Observations(u_px=pixels[seen, 0], range_m=ranges, score=np.ones(seen.sum()),
-                        lane_phase=2 * math.pi * lateral_m / 4.0, lane_heading_rad=truth.yaw)
+                        lane_phase=2 * math.pi * lateral_m / 4.0, lane_heading_rad=truth.yaw,
+                        top_v_px=tops[seen, 1])
 
 
 def test_solve_recovers_the_pose_from_a_poor_prior(straight_map):
@@ -54,6 +57,18 @@ def test_solve_recovers_the_pose_from_a_poor_prior(straight_map):
     assert math.hypot(pose.x - truth.x, pose.y - truth.y) < 0.1
     assert abs(pose.yaw - truth.yaw) < math.radians(0.1)
     assert np.sqrt(covariance[0, 0]) < 1.0  # x is observed through the landmarks
+
+
+def test_one_far_landmark_fixes_x_through_its_top_row(straight_map):
+    localizer = Localizer(LocalizerNet(), straight_map)
+    truth = Pose2D(60.0, -4.0, 0.0)  # only the tower 80 m ahead is in view
+    observations = _observations(localizer, truth)
+    assert len(observations.u_px) == 1
+    pose, covariance, ids, _ = localizer.solve(
+        observations, Pose2D(63.0, -4.0, 0.0), np.diag([3.0**2, 0.5**2, 1e-4]))
+    assert ids == (30000,)
+    assert abs(pose.x - truth.x) < 0.1
+    assert np.sqrt(covariance[0, 0]) < 1.0
 
 
 def test_without_landmarks_x_stays_uncertain(straight_map):
