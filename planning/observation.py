@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from bus.messages import EgoState, LaneGeometry, ObjectList
+from bus.messages import EgoState, LaneGeometry, ObjectClass, ObjectList
 from planning.scene import project_onto_polyline
 
 KINEMATICS_FEATURES = ("presence", "x", "y", "vx", "vy", "cos_h", "sin_h", "heading")
@@ -156,10 +156,14 @@ def kinematics_from_bus(
     rows = [ego_row]
 
     # Visible objects: within perception distance, not too far behind, closest first.
+    # Pedestrians are not part of highway-env's observation (the policy never saw any).
+    # TODO(#4): trucks enter as vehicles of unknown length (Kinematics has no length feature),
+    # so a policy trained on 5 m cars underestimates bumper gaps to them.
     candidates = [
         o
         for o in objects.objects
-        if math.hypot(o.pose.x - ego.pose.x, o.pose.y - ego.pose.y) < PERCEPTION_DISTANCE_M
+        if o.object_class != ObjectClass.PEDESTRIAN
+        and math.hypot(o.pose.x - ego.pose.x, o.pose.y - ego.pose.y) < PERCEPTION_DISTANCE_M
     ]
     if candidates:
         points = np.array([[o.pose.x, o.pose.y] for o in candidates] + [[ego.pose.x, ego.pose.y]])

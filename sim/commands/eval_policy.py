@@ -13,6 +13,7 @@ import csv
 import io
 import logging
 import math
+import multiprocessing
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -29,6 +30,7 @@ EVAL_SEED_BASE = 100_000
 """Evaluation episodes use environment seeds from here on, away from training's first seeds."""
 
 MAX_EPISODES_PER_SEED = 1000
+WORLDS = ("plain", "stack")
 WILSON_Z_95 = 1.959964
 SUMMARY_COLUMNS = (
     ("model", "model", "{}"),
@@ -84,6 +86,14 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument(
         "--out", default="runs/eval", metavar="DIR", help="output directory (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--world",
+        choices=WORLDS,
+        default="plain",
+        help="plain: highway-env's own traffic, as in published baselines and in training; "
+        "stack: the simulator's default world (trucks and roadside pedestrians added) "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--workers",
@@ -166,6 +176,7 @@ def evaluate_job(
     episodes: int,
     results: list[dict[str, Any]] | None = None,
     on_episode: Callable[[int], Any] | None = None,
+    world: str = "plain",
 ) -> list[dict[str, Any]]:
     """Drive ``episodes`` closed-loop episodes of one model and evaluation seed.
 
@@ -175,8 +186,13 @@ def evaluate_job(
     from planning.factory import make_planner
     from sim.loop import ClosedLoop
     from sim.simulator import SimConfig
+    from sim.world import WorldConfig
 
-    loop = ClosedLoop(SimConfig(env_id=env_id), make_planner(planner_spec(model)))
+    world_config = WorldConfig()
+    if world == "plain":
+        world_config = WorldConfig(truck_fraction=0.0, pedestrians_per_km=0.0)
+    sim_config = SimConfig(env_id=env_id, world=world_config)
+    loop = ClosedLoop(sim_config, make_planner(planner_spec(model)))
     results = [] if results is None else results
     try:
         for episode in range(episodes):
@@ -228,11 +244,14 @@ def _run_jobs(args: argparse.Namespace, jobs: list[tuple[str, int]], episodes: l
     ) as bar:
         if args.workers == 1:
             for model, seed in jobs:
-                evaluate_job(model, args.env, seed, args.episodes, episodes, bar.update)
+                evaluate_job(model, args.env, seed, args.episodes, episodes, bar.update, args.world)
         else:
-            with ProcessPoolExecutor(max_workers=args.workers) as pool:
+            # "spawn": forking a parent that already runs torch threads can deadlock the children.
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=args.workers, mp_context=context) as pool:
                 futures = [
-                    pool.submit(evaluate_job, m, args.env, s, args.episodes) for m, s in jobs
+                    pool.submit(evaluate_job, m, args.env, s, args.episodes, None, None, args.world)
+                    for m, s in jobs
                 ]
                 for future in as_completed(futures):
                     episodes += future.result()
@@ -250,6 +269,7 @@ def _report(args, episodes: list[dict[str, Any]], wall_s: float) -> dict[str, An
     return {
         "command": "eval-policy",
         "env": args.env,
+        "world": args.world,
         "episodes_per_seed": args.episodes,
         "seeds": args.seeds,
         "env_seeds": f"{EVAL_SEED_BASE} + {MAX_EPISODES_PER_SEED} * seed + episode",

@@ -43,8 +43,9 @@ def test_model_arguments_map_to_planners():
 
 @pytest.mark.slow
 def test_eval_policy_compares_rule_and_random_in_one_table(tmp_path, capsys):
+    # Two worker processes: the pool must start cleanly (spawned, not forked).
     code = main(["eval-policy", "rule", "random", "--episodes", "2", "--seeds", "0,1",
-                 "--out", str(tmp_path), "--no-progress"])
+                 "--workers", "2", "--out", str(tmp_path), "--no-progress"])
     assert code == 0
     report = json.loads((tmp_path / "eval.json").read_text())
     assert [m["model"] for m in report["models"]] == ["rule", "random"]
