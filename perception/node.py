@@ -42,6 +42,9 @@ logger = logging.getLogger(__name__)
 KPH_TO_MPS = 1000.0 / 3600.0
 NS_PER_S = 1e9
 
+# TODO(#6): object size and heading are class priors (heading 0 relative to the ego), not
+# estimated from the box; and `drivestack sim` has no option yet to put this node in the loop
+# instead of ground truth (make_perception_node below builds it).
 TYPICAL_SIZE_M: dict[str, tuple[float, float]] = {
     "car": (5.0, 2.0),
     "truck": (12.0, 2.5),

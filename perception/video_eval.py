@@ -38,6 +38,8 @@ from perception.labels import BoxLabels, LabelFile, LabelSet, match_frames, read
 
 logger = logging.getLogger(__name__)
 
+# TODO(#6): run the lane estimate here too; it needs the camera's calibration (K, mount),
+# which a recorded video does not carry, so eval-video would need a --camera-info option.
 OUTPUT_FILES = (
     "summary.json",
     "annotated.mp4",

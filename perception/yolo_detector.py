@@ -111,6 +111,7 @@ class YoloDetector:
         else:
             self.model, names, self.imgsz = _load_trusted_ultralytics(self.path, imgsz)
         self.model.float().eval()
+        self.model.fuse(verbose=False)  # fold batch norms into convolutions for inference
         self.class_map = _class_map(names, self.path)
         self.name = f"yolo:{self.path.name}"
 

@@ -130,3 +130,24 @@ def test_speed_limit_signs_are_published_in_mps():
     assert len(signs.signs) == 1
     assert signs.signs[0].speed_limit_mps == pytest.approx(40 / 3.6)
     assert signs.signs[0].sign_class == "speed limit 40"
+
+
+@pytest.fixture(scope="module")
+def shipped_detector():
+    from perception.yolo_detector import SHIPPED_DETECTOR, YoloDetector
+
+    return YoloDetector(SHIPPED_DETECTOR, conf=0.5)
+
+
+@pytest.mark.parametrize(("x_m", "y_m"), [(12.0, 0.0), (25.0, -4.0), (40.0, 0.0)])
+def test_shipped_detector_finds_a_rendered_car(shipped_detector, x_m, y_m):
+    from perception.detector import box_iou
+
+    frame, _ = _render(x_m, y_m)
+    truth = np.array([b.bbox_xyxy for b in frame.labels.boxes if b.object_id == CAR_ID])
+
+    detections = shipped_detector.detect(frame.pixels)
+
+    cars = detections.select(detections.class_ids == 0)
+    assert len(cars) == 1
+    assert box_iou(truth, cars.boxes_xyxy)[0, 0] >= 0.7
