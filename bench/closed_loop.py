@@ -31,10 +31,9 @@ def main() -> None:
     from sim.envs import make_env
     from sim.loop import ClosedLoop
     from sim.simulator import SimConfig
-    from sim.world import WorldConfig
+    from sim.world import world_preset
 
-    plain_world = WorldConfig(truck_fraction=0.0, pedestrians_per_km=0.0)
-    loop = ClosedLoop(SimConfig(env_id=args.env, world=plain_world), RulePlanner())
+    loop = ClosedLoop(SimConfig(env_id=args.env, world=world_preset("plain")), RulePlanner())
     full_loop = ClosedLoop(SimConfig(env_id=args.env), RulePlanner())
     actions: list[int] = []
     loop.bus.subscribe("/planning/action", lambda m: actions.append(int(m.action)))

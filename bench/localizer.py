@@ -40,8 +40,14 @@ KITTI_CAMERA_X_M = {"grey_left": 0.0, "grey_right": 0.5372, "colour_left": -0.06
 """Optical centre of each rectified camera along camera 0's x axis [m] (from P1, P2 of the
 calibration: t_x / f_x); ground-truth poses are camera 0's."""
 KEYFRAMES = ("kitti06-01.png", "kitti06-12.png", "kitti06-14-color.png", "kitti06-435.png")
-QUERIES = ("kitti06-13.png", "kitti06-13-color.png", "kitti06-12-R.png",
-           "kitti06-12-color.png", "kitti06-17-color.png", "kitti06-436.png")
+QUERIES = (
+    "kitti06-13.png",
+    "kitti06-13-color.png",
+    "kitti06-12-R.png",
+    "kitti06-12-color.png",
+    "kitti06-17-color.png",
+    "kitti06-436.png",
+)
 
 
 def kitti_frame(name: str, poses: np.ndarray) -> PosedImage:
@@ -49,8 +55,13 @@ def kitti_frame(name: str, poses: np.ndarray) -> PosedImage:
     stem = name.removeprefix("kitti06-").removesuffix(".png")
     parts = stem.split("-")
     index = int(parts[0])
-    camera = ("grey_right" if "R" in parts and "color" not in parts else
-              "colour_left" if "color" in parts else "grey_left")
+    camera = (
+        "grey_right"
+        if "R" in parts and "color" not in parts
+        else "colour_left"
+        if "color" in parts
+        else "grey_left"
+    )
     if "R" in parts and "color" in parts:
         camera = "grey_right"  # TODO(#7): colour right camera (P3, x = 0.4727 m) is unused here
     pose = poses[index].copy()
@@ -68,20 +79,36 @@ def bench_real() -> list[tuple[str, str, str, str, str]]:
     feature_map = FeatureMap([kitti_frame(name, poses) for name in KEYFRAMES])
     build_s = time.perf_counter() - started
     rows = []
-    print(f"KITTI 06: map of {len(KEYFRAMES)} keyframes, {len(feature_map.points_world)} "
-          f"points, built in {build_s:.1f} s")
+    print(
+        f"KITTI 06: map of {len(KEYFRAMES)} keyframes, {len(feature_map.points_world)} "
+        f"points, built in {build_s:.1f} s"
+    )
     for name in QUERIES:
         query = kitti_frame(name, poses)
         started = time.perf_counter()
         result = feature_map.localize(query.image, query.k)
         elapsed_ms = 1000 * (time.perf_counter() - started)
         if result.camera_to_world is None:
-            rows.append((name, result.keyframe or "-", f"{result.inliers}", "not localized",
-                         f"{elapsed_ms:.0f}"))
+            rows.append(
+                (
+                    name,
+                    result.keyframe or "-",
+                    f"{result.inliers}",
+                    "not localized",
+                    f"{elapsed_ms:.0f}",
+                )
+            )
             continue
         position_m, rotation_deg = pose_errors(result.camera_to_world, query.camera_to_world)
-        rows.append((name, result.keyframe, f"{result.inliers}",
-                     f"{position_m:.3f} m / {rotation_deg:.2f} deg", f"{elapsed_ms:.0f}"))
+        rows.append(
+            (
+                name,
+                result.keyframe,
+                f"{result.inliers}",
+                f"{position_m:.3f} m / {rotation_deg:.2f} deg",
+                f"{elapsed_ms:.0f}",
+            )
+        )
     return rows
 
 
@@ -97,8 +124,9 @@ def bench_sim(seeds: list[int], weights: str | None) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", default="1000-1009",
-                        help="held-out seeds, A-B or A,B,C (default: %(default)s)")
+    parser.add_argument(
+        "--seeds", default="1000-1009", help="held-out seeds, A-B or A,B,C (default: %(default)s)"
+    )
     parser.add_argument("--weights", default=None, help="localizer state_dict (default: shipped)")
     parser.add_argument("--skip-sim", action="store_true")
     parser.add_argument("--skip-real", action="store_true")
@@ -106,16 +134,22 @@ def main() -> int:
 
     if not args.skip_sim:
         summary = bench_sim(seed_list(args.seeds), args.weights)
-        print(f"\nSimulation, held-out seeds {args.seeds}: {summary['frames']} frames, "
-              f"{100 * summary['fix_with_landmarks_share']:.0f} % with a landmark fix")
+        print(
+            f"\nSimulation, held-out seeds {args.seeds}: {summary['frames']} frames, "
+            f"{100 * summary['fix_with_landmarks_share']:.0f} % with a landmark fix"
+        )
         print(f"{'estimate':<16}{'median m':>10}{'p95 m':>10}{'<=1 m':>8}{'heading deg':>13}")
         for key in ("localizer", "fused", "dead_reckoning"):
             stats = summary[key]
             heading = stats.get("median_heading_deg", math.nan)
-            print(f"{key:<16}{stats['median_m']:>10.3f}{stats['p95_m']:>10.3f}"
-                  f"{100 * stats['within_1m']:>7.0f}%{heading:>13.2f}")
-        print(f"localizer rate: {summary['localizer_hz']:.0f} Hz median "
-              f"(p95 latency {summary['localizer_ms_p95']:.1f} ms), one thread")
+            print(
+                f"{key:<16}{stats['median_m']:>10.3f}{stats['p95_m']:>10.3f}"
+                f"{100 * stats['within_1m']:>7.0f}%{heading:>13.2f}"
+            )
+        print(
+            f"localizer rate: {summary['localizer_hz']:.0f} Hz median "
+            f"(p95 latency {summary['localizer_ms_p95']:.1f} ms), one thread"
+        )
     if not args.skip_real:
         if not KITTI_DIR.exists():
             print(f"\nKITTI: {KITTI_DIR} is absent; real-sequence benchmark skipped")

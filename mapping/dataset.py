@@ -5,11 +5,10 @@ Arrays (N frames, K = :data:`MAX_LANDMARKS` label slots):
 * ``images`` (N, INPUT_HEIGHT, INPUT_WIDTH, 3) uint8 RGB, already resized for the network;
 * ``landmark_u_px`` (N, K) float32 centre column [px of the full camera image], NaN = empty;
 * ``landmark_range_m`` (N, K) float32 ground range [m]; ``landmark_id`` (N, K) int64 (-1);
-* ``landmark_top_v_px`` (N, K) float32 image row of the top centre point [px, full image];
 * ``lane`` (N, 3) float32: lateral offset from the nearest lane centre [m, left positive],
   heading relative to the lane [rad], lane width [m];
 * ``pose`` (N, 3) float64 true ego pose (x, y, yaw) in ``map``; ``seed``, ``step`` (N,) int64;
-* ``image_width_px``, ``image_height_px`` () int: size of the full camera image.
+* ``image_width_px`` () int: width of the full camera image.
 
 The file holds plain arrays only and is read with ``allow_pickle=False``.
 """
@@ -35,9 +34,17 @@ MAX_LANDMARKS = 8
 HEAT_SIGMA_CELLS = 0.8
 """Width of the soft landmark-centre target around the true cell [cells]."""
 
-REQUIRED_ARRAYS = ("images", "landmark_u_px", "landmark_range_m", "landmark_id",
-                   "landmark_top_v_px", "lane", "pose", "seed", "step", "image_width_px",
-                   "image_height_px")
+REQUIRED_ARRAYS = (
+    "images",
+    "landmark_u_px",
+    "landmark_range_m",
+    "landmark_id",
+    "lane",
+    "pose",
+    "seed",
+    "step",
+    "image_width_px",
+)
 
 
 class LocalizerData(NamedTuple):
@@ -45,47 +52,44 @@ class LocalizerData(NamedTuple):
     landmark_u_px: np.ndarray
     landmark_range_m: np.ndarray
     landmark_id: np.ndarray
-    landmark_top_v_px: np.ndarray
     lane: np.ndarray
     pose: np.ndarray
     seed: np.ndarray
     step: np.ndarray
     image_width_px: int
-    image_height_px: int
 
 
 def generate_dataset(seeds: Sequence[int], config: DriveConfig, progress=None) -> LocalizerData:
     """Render drives of ``seeds`` into arrays; ``progress`` (tqdm-like) is advanced per frame."""
-    columns: dict[str, list] = {name: [] for name in REQUIRED_ARRAYS[:-2]}
-    width_px = height_px = 0
+    columns: dict[str, list] = {name: [] for name in REQUIRED_ARRAYS[:-1]}
+    width_px = 0
     for seed in seeds:
         hd_map, _camera, frames = generate_drive(seed, config)
         index = MapIndex(hd_map)
         for frame in frames:
-            height_px, width_px = frame.pixels.shape[:2]
+            width_px = frame.pixels.shape[1]
             labels = sorted(frame.landmarks, key=lambda lm: lm.range_m)[:MAX_LANDMARKS]
             u = np.full(MAX_LANDMARKS, np.nan, np.float32)
             r = np.full(MAX_LANDMARKS, np.nan, np.float32)
             ids = np.full(MAX_LANDMARKS, -1, np.int64)
-            top_v = np.full(MAX_LANDMARKS, np.nan, np.float32)
             for slot, label in enumerate(labels):
                 u[slot], r[slot], ids[slot] = label.u_px, label.range_m, label.landmark_id
-                top_v[slot] = label.top_v_px
             offset_m, heading_rad, lane_width_m = lane_targets(index, frame.pose)
             columns["images"].append(resize_for_input(frame.pixels))
             columns["landmark_u_px"].append(u)
             columns["landmark_range_m"].append(r)
             columns["landmark_id"].append(ids)
-            columns["landmark_top_v_px"].append(top_v)
             columns["lane"].append(np.array([offset_m, heading_rad, lane_width_m], np.float32))
             columns["pose"].append(np.array([frame.pose.x, frame.pose.y, frame.pose.yaw]))
             columns["seed"].append(seed)
             columns["step"].append(frame.step)
             if progress is not None:
                 progress.update(1)
-    arrays = {name: np.stack(values) if name not in ("seed", "step") else
-              np.asarray(values, np.int64) for name, values in columns.items()}
-    return LocalizerData(**arrays, image_width_px=width_px, image_height_px=height_px)
+    arrays = {
+        name: np.stack(values) if name not in ("seed", "step") else np.asarray(values, np.int64)
+        for name, values in columns.items()
+    }
+    return LocalizerData(**arrays, image_width_px=width_px)
 
 
 def save_dataset(data: LocalizerData, path: str | os.PathLike) -> None:
@@ -107,24 +111,21 @@ def load_dataset(path: str | os.PathLike) -> LocalizerData:
     except (OSError, EOFError) as error:
         raise ValueError(f"localizer dataset {str(path)!r} cannot be read: {error}") from None
     arrays["image_width_px"] = int(arrays["image_width_px"])
-    arrays["image_height_px"] = int(arrays["image_height_px"])
     return LocalizerData(**arrays)
 
 
-def column_targets(landmark_u_px: np.ndarray, landmark_range_m: np.ndarray,
-                   landmark_top_v_px: np.ndarray, image_width_px: int,
-                   image_height_px: int) -> tuple[np.ndarray, ...]:
+def column_targets(
+    landmark_u_px: np.ndarray, landmark_range_m: np.ndarray, image_width_px: int
+) -> tuple[np.ndarray, ...]:
     """Per-cell targets of a batch of label slots (B, K).
 
     :returns: heat (B, C) soft centre target in [0, 1]; offset (B, C) centre position in its
-        cell in [0, 1); log_range (B, C) log10 range [log10 m]; top_v (B, C) top row as a
-        share of the image height; mask (B, C) 1 at centre cells.
+        cell in [0, 1); log_range (B, C) log10 range [log10 m]; mask (B, C) 1 at centre cells.
     """
     batch = landmark_u_px.shape[0]
     heat = np.zeros((batch, COLUMN_CELLS), np.float32)
     offset = np.zeros_like(heat)
     log_range = np.zeros_like(heat)
-    top_v = np.zeros_like(heat)
     mask = np.zeros_like(heat)
     cells = np.arange(COLUMN_CELLS, dtype=np.float32) + 0.5
     cell_px = COLUMN_STRIDE * image_width_px / INPUT_WIDTH
@@ -135,6 +136,5 @@ def column_targets(landmark_u_px: np.ndarray, landmark_range_m: np.ndarray,
         heat[b, cell] = 1.0
         offset[b, cell] = position - cell
         log_range[b, cell] = np.log10(max(float(landmark_range_m[b, slot]), 1.0))
-        top_v[b, cell] = landmark_top_v_px[b, slot] / image_height_px
         mask[b, cell] = 1.0
-    return heat, offset, log_range, top_v, mask
+    return heat, offset, log_range, mask

@@ -7,9 +7,8 @@ perturbed ego pose (shifted and turned) so the network sees lateral offsets and 
 traffic rarely produces.
 
 Landmark labels come from the map and the true pose: the image column ``u`` [px] of each
-landmark's centre (footprint centre at half height), its ground range from the camera [m] and
-the image row [px] of its top centre point, for landmarks the renderer reports as visible
-enough.
+landmark's centre (footprint centre at half height) and its ground range from the camera [m],
+for landmarks the renderer reports as visible enough.
 """
 
 from __future__ import annotations
@@ -58,13 +57,11 @@ class DriveConfig:
 
 @dataclass(frozen=True)
 class LandmarkLabel:
-    """A visible landmark: id, image column of its centre [px], ground range [m], image row of
-    its top centre point [px]."""
+    """A visible landmark: id, image column of its centre [px], ground range [m]."""
 
     landmark_id: int
     u_px: float
     range_m: float
-    top_v_px: float
 
 
 @dataclass(frozen=True)
@@ -86,8 +83,10 @@ class DriveFrame:
     landmarks: tuple[LandmarkLabel, ...]
 
 
-def generate_drive(seed: int, config: DriveConfig | None = None,
-                   ) -> tuple[HdMap, CameraInfo, Iterator[DriveFrame]]:
+def generate_drive(
+    seed: int,
+    config: DriveConfig | None = None,
+) -> tuple[HdMap, CameraInfo, Iterator[DriveFrame]]:
     """The map of ``seed``'s world, the episode's camera calibration and an iterator over
     the drive's frames."""
     from sim.adapter import WorldReader
@@ -107,8 +106,15 @@ def generate_drive(seed: int, config: DriveConfig | None = None,
     return hd_map, camera_info, _frames(seed, config, env, world, static, camera, reader)
 
 
-def _frames(seed, config: DriveConfig, env, world, static, camera, reader,
-            ) -> Iterator[DriveFrame]:
+def _frames(
+    seed,
+    config: DriveConfig,
+    env,
+    world,
+    static,
+    camera,
+    reader,
+) -> Iterator[DriveFrame]:
     from planning.rule import RulePlanner
     from sim.camera import SceneInput
 
@@ -127,9 +133,15 @@ def _frames(seed, config: DriveConfig, env, world, static, camera, reader,
                 frame = camera.render(SceneInput(view_ego, objects, lanes, static), stamp_ns)
                 labels = _landmark_labels(static, camera.model, pose, frame.render, config)
                 yield DriveFrame(seed, step, frame.pixels, pose, ego, view > 0, labels)
-            action = int(rng.integers(5)) if rng.random() < RANDOM_ACTION_SHARE else int(
-                driver.step({"/sim/ego": ego, "/sim/objects": objects, "/sim/lanes": lanes})
-                ["/planning/action"].action)
+            action = (
+                int(rng.integers(5))
+                if rng.random() < RANDOM_ACTION_SHARE
+                else int(
+                    driver.step({"/sim/ego": ego, "/sim/objects": objects, "/sim/lanes": lanes})[
+                        "/planning/action"
+                    ].action
+                )
+            )
             _, _, terminated, truncated, _ = env.step(action)
             if terminated or truncated:
                 break
@@ -138,16 +150,26 @@ def _frames(seed, config: DriveConfig, env, world, static, camera, reader,
 
 
 def _perturb(pose: Pose2D, config: DriveConfig, rng: np.random.Generator) -> Pose2D:
-    return Pose2D(pose.x + float(rng.uniform(-config.shift_x_m, config.shift_x_m)),
-                  pose.y + float(rng.uniform(-config.shift_y_m, config.shift_y_m)),
-                  pose.yaw + math.radians(float(rng.normal(0.0, config.turn_deg))))
+    return Pose2D(
+        pose.x + float(rng.uniform(-config.shift_x_m, config.shift_x_m)),
+        pose.y + float(rng.uniform(-config.shift_y_m, config.shift_y_m)),
+        pose.yaw + math.radians(float(rng.normal(0.0, config.turn_deg))),
+    )
 
 
-def _landmark_labels(static, camera_model, pose: Pose2D, render, config: DriveConfig,
-                     ) -> tuple[LandmarkLabel, ...]:
-    visible = {obj.object_id: obj for obj in render.objects
-               if obj.visible_px >= config.min_visible_px
-               and obj.visible_px >= config.min_visible_fraction * max(obj.unoccluded_px, 1)}
+def _landmark_labels(
+    static,
+    camera_model,
+    pose: Pose2D,
+    render,
+    config: DriveConfig,
+) -> tuple[LandmarkLabel, ...]:
+    visible = {
+        obj.object_id: obj
+        for obj in render.objects
+        if obj.visible_px >= config.min_visible_px
+        and obj.visible_px >= config.min_visible_fraction * max(obj.unoccluded_px, 1)
+    }
     labels = []
     camera_xy = camera_model.camera_position_map(pose)[:2]
     for landmark in static.landmarks:
@@ -159,9 +181,7 @@ def _landmark_labels(static, camera_model, pose: Pose2D, render, config: DriveCo
         if not ahead[0] or not 0.0 <= u < camera_model.config.width_px:
             continue
         range_m = float(np.hypot(*(centre[0, :2] - camera_xy)))
-        top = centre * np.array([1.0, 1.0, 2.0])
-        top_v = float(camera_model.project(top, pose)[0][0, 1])
-        labels.append(LandmarkLabel(landmark.landmark_id, u, range_m, top_v))
+        labels.append(LandmarkLabel(landmark.landmark_id, u, range_m))
     return tuple(labels)
 
 

@@ -48,8 +48,9 @@ class PoseEkf:
     """Planar pose filter. ``state`` is (3,) float64 (x [m], y [m], yaw [rad]) in ``map``;
     ``covariance`` is (3, 3) float64 over the same."""
 
-    def __init__(self, pose_xyyaw: np.ndarray, covariance: np.ndarray,
-                 config: EkfConfig | None = None) -> None:
+    def __init__(
+        self, pose_xyyaw: np.ndarray, covariance: np.ndarray, config: EkfConfig | None = None
+    ) -> None:
         self.config = config or EkfConfig()
         self.state = np.asarray(pose_xyyaw, dtype=float).copy()
         self.covariance = np.asarray(covariance, dtype=float).copy()
@@ -67,18 +68,24 @@ class PoseEkf:
         chord_ratio = math.sin(half_turn) / half_turn if abs(half_turn) > 1e-9 else 1.0
         distance = speed_mps * dt_s * chord_ratio
         cos_mid, sin_mid = math.cos(mid_yaw), math.sin(mid_yaw)
-        self.state = np.array([x + distance * cos_mid, y + distance * sin_mid,
-                               wrap_angle(yaw + yaw_rate_rps * dt_s)])
+        self.state = np.array(
+            [x + distance * cos_mid, y + distance * sin_mid, wrap_angle(yaw + yaw_rate_rps * dt_s)]
+        )
 
         # Jacobians with respect to the state and to the odometry (speed, yaw rate).
-        f = np.array([[1.0, 0.0, -distance * sin_mid],
-                      [0.0, 1.0, distance * cos_mid],
-                      [0.0, 0.0, 1.0]])
-        g = np.array([[dt_s * cos_mid, -0.5 * distance * dt_s * sin_mid],
-                      [dt_s * sin_mid, 0.5 * distance * dt_s * cos_mid],
-                      [0.0, dt_s]])
-        odometry_cov = np.diag([(cfg.speed_noise_ratio * abs(speed_mps)) ** 2,
-                                cfg.yaw_rate_noise_rps ** 2])
+        f = np.array(
+            [[1.0, 0.0, -distance * sin_mid], [0.0, 1.0, distance * cos_mid], [0.0, 0.0, 1.0]]
+        )
+        g = np.array(
+            [
+                [dt_s * cos_mid, -0.5 * distance * dt_s * sin_mid],
+                [dt_s * sin_mid, 0.5 * distance * dt_s * cos_mid],
+                [0.0, dt_s],
+            ]
+        )
+        odometry_cov = np.diag(
+            [(cfg.speed_noise_ratio * abs(speed_mps)) ** 2, cfg.yaw_rate_noise_rps**2]
+        )
 
         # Unmodelled sideways motion and heading change, in the body frame.
         lateral = np.array([-sin_mid, cos_mid, 0.0]) * cfg.lateral_noise_mps * dt_s
@@ -94,16 +101,19 @@ class PoseEkf:
         distance_sq = float(innovation @ np.linalg.solve(innovation_cov, innovation))
         if distance_sq > self.config.gate_chi2:
             self.rejected_fixes += 1
-            logger.debug("fix rejected: Mahalanobis^2 %.1f > %.1f", distance_sq,
-                         self.config.gate_chi2)
+            logger.debug(
+                "fix rejected: Mahalanobis^2 %.1f > %.1f", distance_sq, self.config.gate_chi2
+            )
             return False
         gain = np.linalg.solve(innovation_cov, self.covariance).T
         self.state = self.state + gain @ innovation
         self.state[2] = wrap_angle(float(self.state[2]))
         # Joseph form keeps the covariance symmetric and positive definite.
         identity_minus = np.eye(3) - gain
-        self.covariance = (identity_minus @ self.covariance @ identity_minus.T
-                           + gain @ np.asarray(fix_covariance, dtype=float) @ gain.T)
+        self.covariance = (
+            identity_minus @ self.covariance @ identity_minus.T
+            + gain @ np.asarray(fix_covariance, dtype=float) @ gain.T
+        )
         return True
 
     @property

@@ -68,7 +68,8 @@ class EvalResult:
             "dead_reckoning": _stats(self.dead_reckoning_position_m, []),
             "localizer_hz": 1.0 / float(np.median(self.latency_s)) if self.latency_s else 0.0,
             "localizer_ms_p95": 1000 * float(np.percentile(self.latency_s, 95))
-            if self.latency_s else 0.0,
+            if self.latency_s
+            else 0.0,
         }
 
 
@@ -76,18 +77,26 @@ def _stats(position_m: Sequence[float], heading_deg: Sequence[float]) -> dict[st
     if not position_m:
         return {"frames": 0}
     position = np.asarray(position_m)
-    stats = {"frames": len(position), "median_m": float(np.median(position)),
-             "p95_m": float(np.percentile(position, 95)),
-             "within_1m": float(np.mean(position <= WITHIN_M))}
+    stats = {
+        "frames": len(position),
+        "median_m": float(np.median(position)),
+        "p95_m": float(np.percentile(position, 95)),
+        "within_1m": float(np.mean(position <= WITHIN_M)),
+    }
     if heading_deg:
         stats["median_heading_deg"] = float(np.median(np.abs(heading_deg)))
     return stats
 
 
-def evaluate(net: LocalizerNet, seeds: Sequence[int], drive: DriveConfig | None = None,
-             noise: OdometryNoise | None = None, localizer_config: LocalizerConfig | None = None,
-             ekf_config: EkfConfig | None = None,
-             on_frame: Callable[[], None] | None = None) -> EvalResult:
+def evaluate(
+    net: LocalizerNet,
+    seeds: Sequence[int],
+    drive: DriveConfig | None = None,
+    noise: OdometryNoise | None = None,
+    localizer_config: LocalizerConfig | None = None,
+    ekf_config: EkfConfig | None = None,
+    on_frame: Callable[[], None] | None = None,
+) -> EvalResult:
     """Run the localizer and filter along the drives of ``seeds`` (one true view per step)."""
     drive = unperturbed(drive or DriveConfig())
     noise = noise or OdometryNoise()
@@ -95,13 +104,27 @@ def evaluate(net: LocalizerNet, seeds: Sequence[int], drive: DriveConfig | None 
     for seed in seeds:
         hd_map, camera_info, frames = generate_drive(seed, drive)
         localizer = Localizer(net, hd_map, camera_info, localizer_config)
-        _run_drive(localizer, frames, np.random.default_rng([seed, 0x0D0]), noise,
-                   ekf_config, result, on_frame)
+        _run_drive(
+            localizer,
+            frames,
+            np.random.default_rng([seed, 0x0D0]),
+            noise,
+            ekf_config,
+            result,
+            on_frame,
+        )
     return result
 
 
-def _run_drive(localizer: Localizer, frames, rng: np.random.Generator, noise: OdometryNoise,
-               ekf_config: EkfConfig | None, result: EvalResult, on_frame) -> None:
+def _run_drive(
+    localizer: Localizer,
+    frames,
+    rng: np.random.Generator,
+    noise: OdometryNoise,
+    ekf_config: EkfConfig | None,
+    result: EvalResult,
+    on_frame,
+) -> None:
     speed_scale = 1.0 + rng.normal(0.0, noise.speed_scale_sigma)
     yaw_rate_bias = rng.normal(0.0, noise.yaw_rate_bias_sigma_rps)
     ekf = dead_reckoning = None
@@ -116,8 +139,9 @@ def _run_drive(localizer: Localizer, frames, rng: np.random.Generator, noise: Od
             dt_s = (frame.ego.header.stamp_ns - previous.header.stamp_ns) / 1e9
             mean_speed = 0.5 * (frame.ego.speed_mps + previous.speed_mps)
             speed = mean_speed * speed_scale + rng.normal(0.0, noise.speed_sigma_mps)
-            yaw_rate = frame.ego.yaw_rate_rps + yaw_rate_bias + rng.normal(
-                0.0, noise.yaw_rate_sigma_rps)
+            yaw_rate = (
+                frame.ego.yaw_rate_rps + yaw_rate_bias + rng.normal(0.0, noise.yaw_rate_sigma_rps)
+            )
             ekf.predict(speed, yaw_rate, dt_s)
             dead_reckoning.predict(speed, yaw_rate, dt_s)
         previous = frame.ego
@@ -136,6 +160,7 @@ def _run_drive(localizer: Localizer, frames, rng: np.random.Generator, noise: Od
         result.fused_position_m.append(float(np.hypot(*(ekf.state[:2] - truth[:2]))))
         result.fused_heading_deg.append(math.degrees(wrap_angle(ekf.state[2] - truth[2])))
         result.dead_reckoning_position_m.append(
-            float(np.hypot(*(dead_reckoning.state[:2] - truth[:2]))))
+            float(np.hypot(*(dead_reckoning.state[:2] - truth[:2])))
+        )
         if on_frame is not None:
             on_frame()

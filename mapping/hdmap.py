@@ -143,8 +143,9 @@ def map_from_world(env, static: StaticWorld, seed: int, env_id: str = "") -> HdM
         for end, segment in ends.items():
             for lane_index, lane in enumerate(segment):
                 lanes.append(_map_lane(f"{start}-{end}", lane_index, lane))
-    hd_map = HdMap(env_id=env_id, seed=seed, lanes=tuple(lanes), signs=static.signs,
-                   landmarks=static.landmarks)
+    hd_map = HdMap(
+        env_id=env_id, seed=seed, lanes=tuple(lanes), signs=static.signs, landmarks=static.landmarks
+    )
     # Normalise numpy scalars to plain floats so a map equals its own round trip.
     return msgspec.json.decode(msgspec.json.encode(hd_map, enc_hook=_encode_numpy), type=HdMap)
 
@@ -166,8 +167,11 @@ def _map_lane(road_id: str, lane_index: int, lane) -> MapLane:
         s_values = np.linspace(0.0, float(lane.length), count)
     centerline = tuple(xy_from_highway(lane.position(float(s), 0.0)) for s in s_values)
     return MapLane(
-        road_id=road_id, lane_index=lane_index, centerline=centerline,
-        width_m=float(lane.width_at(0.0)), speed_limit_mps=float(lane.speed_limit or 0.0),
+        road_id=road_id,
+        lane_index=lane_index,
+        centerline=centerline,
+        width_m=float(lane.width_at(0.0)),
+        speed_limit_mps=float(lane.speed_limit or 0.0),
         left_line=_LINE_NAMES.get(int(lane.line_types[0]), "none"),
         right_line=_LINE_NAMES.get(int(lane.line_types[1]), "none"),
         forbidden=bool(getattr(lane, "forbidden", False)),

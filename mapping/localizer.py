@@ -1,14 +1,12 @@
 """The landmark localizer: CNN observations of one camera frame, solved into a map pose.
 
 1. :class:`~mapping.localizer_net.LocalizerNet` finds the image columns of landmark centres
-   (with a rough range and the image row of the landmark's top each) and the ego's lateral
-   offset and heading relative to its lane.
+   (with a rough range each) and the ego's lateral offset and heading relative to its lane.
 2. Detections are associated with map landmarks through a pose prior (the fused estimate
    predicted to the frame's time): each map landmark's predicted column and its uncertainty,
    propagated from the prior covariance, gate the match; a rough range check breaks ties.
-3. A robust Gauss-Newton solve over (x, y, yaw) minimises the column residuals (bearing) and
-   top-row residuals (range, through the mapped height) of the matched landmarks, the lane
-   offset and heading residuals, and a weak copy of the prior.
+3. A robust Gauss-Newton solve over (x, y, yaw) minimises the column residuals of the matched
+   landmarks, the lane offset and heading residuals, and a weak copy of the prior.
 
 The fix's covariance is the inverse of the solve's information (measurements plus the
 weakened prior), so fusing it in the EKF only lightly double-counts the prior.
@@ -40,14 +38,17 @@ DEFAULT_WEIGHTS = "localizer.pt"
 """Shipped weights, package data of :mod:`mapping.models`."""
 
 
+# TODO(#7): longitudinal accuracy misses the issue's target (median 1.5 m, p95 9 m on held-out
+# drives against 0.5 m / 2 m): bearings to landmarks far ahead constrain x weakly and the
+# detected centre columns have a heavy tail. Candidates: a range cue tied to the mapped size
+# (a top-row head was tried once, undertrained, and was worse), more training data and epochs,
+# and rejecting detections whose column residual stays large after the solve.
 @dataclass(frozen=True)
 class LocalizerConfig:
     """Detection thresholds and measurement noise of the pose solve.
 
     :param detection_threshold: minimum landmark-centre probability of a column peak.
     :param column_sigma_px: standard deviation of a detected centre column [px, full image].
-    :param top_sigma_px: standard deviation of a detected top row [px, full image]; it
-        measures range through the mapped landmark height.
     :param lane_offset_sigma_m: standard deviation of the lane offset measurement [m].
     :param lane_heading_sigma_rad: standard deviation of the lane-relative heading [rad].
     :param gate_sigmas: a detection matches a map landmark within this many standard
@@ -61,7 +62,6 @@ class LocalizerConfig:
 
     detection_threshold: float = 0.5
     column_sigma_px: float = 3.0
-    top_sigma_px: float = 3.0
     lane_offset_sigma_m: float = 0.2
     lane_heading_sigma_rad: float = math.radians(0.6)
     gate_sigmas: float = 4.0
@@ -79,7 +79,6 @@ class Observations:
     :param u_px: (D,) detected landmark-centre columns [px, full image], left to right.
     :param range_m: (D,) rough ground range of each [m].
     :param score: (D,) centre probability of each.
-    :param top_v_px: (D,) image row of each one's top centre point [px, full image].
     :param lane_phase: lateral offset from the nearest lane centre as a phase in [-pi, pi):
         2*pi*offset/w for the lane width w, offset left positive [m].
     :param lane_heading_rad: heading relative to the lane [rad].
@@ -90,7 +89,6 @@ class Observations:
     score: np.ndarray
     lane_phase: float
     lane_heading_rad: float
-    top_v_px: np.ndarray | None = None
 
 
 class Localizer:
@@ -101,8 +99,13 @@ class Localizer:
         None.
     """
 
-    def __init__(self, net: LocalizerNet, hd_map: HdMap, camera: CameraInfo | None = None,
-                 config: LocalizerConfig | None = None) -> None:
+    def __init__(
+        self,
+        net: LocalizerNet,
+        hd_map: HdMap,
+        camera: CameraInfo | None = None,
+        config: LocalizerConfig | None = None,
+    ) -> None:
         self.net = net.eval()
         self.config = config or LocalizerConfig()
         self.set_map(hd_map)
@@ -111,7 +114,6 @@ class Localizer:
     def set_map(self, hd_map: HdMap) -> None:
         self.map = hd_map
         self.index = MapIndex(hd_map)
-        self._top_xyz = self.index.landmark_xyz * np.array([1.0, 1.0, 2.0])
 
     def set_camera(self, camera: CameraInfo | None) -> None:
         """Use a new calibration (the simulator jitters the mount per episode)."""
@@ -119,32 +121,46 @@ class Localizer:
             self.camera = CameraModel(CameraConfig())
             return
         hfov_deg = math.degrees(camera.hfov_rad)
-        self.camera = CameraModel(CameraConfig(
-            width_px=camera.width, height_px=camera.height, hfov_deg=hfov_deg,
-            height_m=camera.height_m, pitch_deg=math.degrees(camera.pitch_rad),
-            forward_m=camera.forward_m))
+        self.camera = CameraModel(
+            CameraConfig(
+                width_px=camera.width,
+                height_px=camera.height,
+                hfov_deg=hfov_deg,
+                height_m=camera.height_m,
+                pitch_deg=math.degrees(camera.pitch_rad),
+                forward_m=camera.forward_m,
+            )
+        )
 
     @torch.no_grad()
     def observe(self, pixels: np.ndarray) -> Observations:
         """Run the CNN on an HxWx3 uint8 RGB frame."""
         batch = torch.from_numpy(to_input(pixels))[None]
         output = self.net(batch)
-        return decode(output, 0, pixels.shape[1], pixels.shape[0],
-                      self.config.detection_threshold)
+        return decode(output, 0, pixels.shape[1], self.config.detection_threshold)
 
-    def localize(self, pixels: np.ndarray, prior: Pose2D, prior_covariance: np.ndarray,
-                 stamp_ns: int = 0) -> LocalizerFix:
+    def localize(
+        self, pixels: np.ndarray, prior: Pose2D, prior_covariance: np.ndarray, stamp_ns: int = 0
+    ) -> LocalizerFix:
         """Pose fix of one frame given a prior pose and its 3x3 covariance (x, y, yaw)."""
         start = time.perf_counter()
         observations = self.observe(pixels)
         pose, covariance, ids, lane_used = self.solve(observations, prior, prior_covariance)
         return LocalizerFix(
-            header=Header(stamp_ns=stamp_ns, frame_id="map"), pose=pose,
-            covariance=tuple(float(v) for v in covariance.ravel()), landmark_ids=ids,
-            lane_used=lane_used, latency_s=time.perf_counter() - start)
+            header=Header(stamp_ns=stamp_ns, frame_id="map"),
+            pose=pose,
+            covariance=tuple(float(v) for v in covariance.ravel()),
+            landmark_ids=ids,
+            lane_used=lane_used,
+            latency_s=time.perf_counter() - start,
+        )
 
-    def solve(self, observations: Observations, prior: Pose2D, prior_covariance: np.ndarray,
-              ) -> tuple[Pose2D, np.ndarray, tuple[int, ...], bool]:
+    def solve(
+        self,
+        observations: Observations,
+        prior: Pose2D,
+        prior_covariance: np.ndarray,
+    ) -> tuple[Pose2D, np.ndarray, tuple[int, ...], bool]:
         """(pose, 3x3 covariance, matched landmark ids, lane used) from CNN observations."""
         cfg = self.config
         prior_xyyaw = np.array([prior.x, prior.y, prior.yaw])
@@ -179,8 +195,11 @@ class Localizer:
         pixels, ahead = self.camera.project(self.index.landmark_xyz[landmarks], pose)
         return np.where(ahead, pixels[:, 0], np.nan)
 
-    def _column_jacobian(self, state: np.ndarray, landmarks: np.ndarray,
-                         ) -> tuple[np.ndarray, np.ndarray]:
+    def _column_jacobian(
+        self,
+        state: np.ndarray,
+        landmarks: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Predicted columns (M,) [px] and their Jacobian (M, 3) by central differences."""
         columns = self._predicted_columns(state, landmarks)
         jacobian = np.zeros((len(landmarks), 3))
@@ -192,26 +211,9 @@ class Localizer:
             jacobian[:, axis] = (plus - minus) / (2 * delta)
         return columns, jacobian
 
-    def _predicted_tops(self, state: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-        pose = Pose2D(float(state[0]), float(state[1]), float(state[2]))
-        pixels, ahead = self.camera.project(self._top_xyz[landmarks], pose)
-        return np.where(ahead, pixels[:, 1], np.nan)
-
-    def _top_jacobian(self, state: np.ndarray, landmarks: np.ndarray,
-                      ) -> tuple[np.ndarray, np.ndarray]:
-        """Predicted top rows (M,) [px] and their Jacobian (M, 3) by central differences."""
-        rows = self._predicted_tops(state, landmarks)
-        jacobian = np.zeros((len(landmarks), 3))
-        for axis, delta in enumerate((0.05, 0.05, 1e-4)):
-            offset = np.zeros(3)
-            offset[axis] = delta
-            plus = self._predicted_tops(state + offset, landmarks)
-            minus = self._predicted_tops(state - offset, landmarks)
-            jacobian[:, axis] = (plus - minus) / (2 * delta)
-        return rows, jacobian
-
-    def _associate(self, observations: Observations, prior: np.ndarray,
-                   prior_cov: np.ndarray) -> list[tuple[int, int]]:
+    def _associate(
+        self, observations: Observations, prior: np.ndarray, prior_cov: np.ndarray
+    ) -> list[tuple[int, int]]:
         """(detection index, landmark index) pairs, greedy by Mahalanobis distance."""
         cfg = self.config
         if len(observations.u_px) == 0 or len(self.index.landmark_ids) == 0:
@@ -238,8 +240,9 @@ class Localizer:
                 used_m.add(m)
         return matches
 
-    def _residuals(self, state: np.ndarray, observations: Observations, matches,
-                   lane_measurement) -> tuple[np.ndarray, np.ndarray]:
+    def _residuals(
+        self, state: np.ndarray, observations: Observations, matches, lane_measurement
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Whitened residuals (R,) and their Jacobian (R, 3) at ``state``."""
         cfg = self.config
         rows, jacobians = [], []
@@ -250,21 +253,30 @@ class Localizer:
             valid = ~np.isnan(columns)
             rows.append(((columns - measured) / cfg.column_sigma_px)[valid])
             jacobians.append((jacobian / cfg.column_sigma_px)[valid])
-            if observations.top_v_px is not None:
-                measured_top = observations.top_v_px[[d for d, _ in matches]]
-                tops, top_jacobian = self._top_jacobian(state, landmarks)
-                valid = ~np.isnan(tops)
-                rows.append(((tops - measured_top) / cfg.top_sigma_px)[valid])
-                jacobians.append((top_jacobian / cfg.top_sigma_px)[valid])
         if lane_measurement is not None:
             (origin, normal, heading), offset_m, relative_heading = lane_measurement
             lateral = float(normal @ (state[:2] - origin))
-            rows.append(np.array([(lateral - offset_m) / cfg.lane_offset_sigma_m,
-                                  wrap_angle(state[2] - heading - relative_heading)
-                                  / cfg.lane_heading_sigma_rad]))
-            jacobians.append(np.array([[normal[0] / cfg.lane_offset_sigma_m,
-                                        normal[1] / cfg.lane_offset_sigma_m, 0.0],
-                                       [0.0, 0.0, 1.0 / cfg.lane_heading_sigma_rad]]))
+            rows.append(
+                np.array(
+                    [
+                        (lateral - offset_m) / cfg.lane_offset_sigma_m,
+                        wrap_angle(state[2] - heading - relative_heading)
+                        / cfg.lane_heading_sigma_rad,
+                    ]
+                )
+            )
+            jacobians.append(
+                np.array(
+                    [
+                        [
+                            normal[0] / cfg.lane_offset_sigma_m,
+                            normal[1] / cfg.lane_offset_sigma_m,
+                            0.0,
+                        ],
+                        [0.0, 0.0, 1.0 / cfg.lane_heading_sigma_rad],
+                    ]
+                )
+            )
         if not rows:
             return np.zeros(0), np.zeros((0, 3))
         return np.concatenate(rows), np.concatenate(jacobians)
@@ -288,22 +300,25 @@ def _lane_measurement(observations: Observations, prior: np.ndarray, lane):
     return (origin, normal, lane_heading), chosen, observations.lane_heading_rad
 
 
-def decode(output, row: int, image_width_px: int, image_height_px: int,
-           threshold: float) -> Observations:
+def decode(output, row: int, image_width_px: int, threshold: float) -> Observations:
     """Observations of batch item ``row`` of a :class:`~mapping.localizer_net.NetOutput`."""
     probability = torch.sigmoid(output.column_logit[row]).numpy()
     offset = torch.sigmoid(output.column_offset[row]).numpy()
     log_range = output.column_log_range[row].numpy()
     padded = np.pad(probability, 1)
-    peaks = np.flatnonzero((probability >= threshold) & (probability >= padded[:-2])
-                           & (probability > padded[2:]))
+    peaks = np.flatnonzero(
+        (probability >= threshold) & (probability >= padded[:-2]) & (probability > padded[2:])
+    )
     scale = image_width_px / INPUT_WIDTH
     u_px = (peaks + offset[peaks]) * COLUMN_STRIDE * scale
-    top_v_px = output.column_top_v[row].numpy()[peaks] * image_height_px
     lane = output.lane[row].numpy()
-    return Observations(u_px=u_px, range_m=10.0 ** log_range[peaks], score=probability[peaks],
-                        lane_phase=float(math.atan2(lane[0], lane[1])),
-                        lane_heading_rad=float(lane[2]), top_v_px=top_v_px)
+    return Observations(
+        u_px=u_px,
+        range_m=10.0 ** log_range[peaks],
+        score=probability[peaks],
+        lane_phase=float(math.atan2(lane[0], lane[1])),
+        lane_heading_rad=float(lane[2]),
+    )
 
 
 def load_net(path: str | Path | None = None) -> LocalizerNet:
@@ -318,11 +333,14 @@ def load_net(path: str | Path | None = None) -> LocalizerNet:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
         net.load_state_dict(state)
     except pickle.UnpicklingError:
-        raise OSError(f"localizer weights {str(path)!r} are not a weights-only torch "
-                      "state_dict file") from None
+        raise OSError(
+            f"localizer weights {str(path)!r} are not a weights-only torch state_dict file"
+        ) from None
     except (RuntimeError, KeyError, ValueError, EOFError, TypeError, AttributeError) as error:
         raise OSError(f"localizer weights {str(path)!r} cannot be loaded: {error}") from None
     except FileNotFoundError:
-        raise OSError(f"localizer weights {str(path)!r} do not exist; train them with "
-                      "'drivestack train-localizer'") from None
+        raise OSError(
+            f"localizer weights {str(path)!r} do not exist; train them with "
+            "'drivestack train-localizer'"
+        ) from None
     return net

@@ -5,8 +5,7 @@ tensor (B, 3, H, W) normalised by :func:`to_input`. Outputs (:class:`NetOutput`)
 
 * per image column cell (``COLUMN_CELLS`` cells of ``COLUMN_STRIDE`` input pixels, left to
   right): the logit that a landmark's centre lies in the cell, the centre's position inside
-  the cell (0..1 after a sigmoid), log10 of its ground range [m] and the image row of its top
-  centre point (a share of the image height; with the mapped height it measures range);
+  the cell (0..1 after a sigmoid) and log10 of its ground range [m];
 * for the whole frame: the lateral offset from the nearest lane centre as a phase
   (sin, cos of 2*pi*offset/lane width, so crossing into the next lane is continuous), and the
   heading relative to the lane [rad].
@@ -38,15 +37,12 @@ class NetOutput(NamedTuple):
     :ivar column_logit: (B, COLUMN_CELLS) landmark-centre logits.
     :ivar column_offset: (B, COLUMN_CELLS) logits of the centre's position inside the cell.
     :ivar column_log_range: (B, COLUMN_CELLS) log10 ground range [log10 m].
-    :ivar column_top_v: (B, COLUMN_CELLS) image row of the landmark's top centre point, as a
-        share of the image height (0 = top row).
     :ivar lane: (B, 3) sin and cos of the lane phase, heading relative to the lane [rad].
     """
 
     column_logit: torch.Tensor
     column_offset: torch.Tensor
     column_log_range: torch.Tensor
-    column_top_v: torch.Tensor
     lane: torch.Tensor
 
 
@@ -63,28 +59,33 @@ class LocalizerNet(nn.Module):
 
     def __init__(self, width: int = 32) -> None:
         super().__init__()
-        self.stem = nn.Sequential(_conv(3, width // 2, 2), _conv(width // 2, width, 2),
-                                  _conv(width, width, 1))                       # stride 4
+        self.stem = nn.Sequential(
+            _conv(3, width // 2, 2), _conv(width // 2, width, 2), _conv(width, width, 1)
+        )  # stride 4
         self.deep = nn.Sequential(_conv(width, 2 * width, 2), _conv(2 * width, 2 * width, 1))
         self.column_head = nn.Sequential(
-            nn.Conv1d(3 * width, 64, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv1d(64, 64, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv1d(64, 4, 1),
+            nn.Conv1d(3 * width, 64, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv1d(64, 64, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv1d(64, 3, 1),
         )
-        self.lane_features = nn.Sequential(_conv(2 * width, 2 * width, 2),
-                                           _conv(2 * width, 32, 2))              # stride 32
+        self.lane_features = nn.Sequential(
+            _conv(2 * width, 2 * width, 2), _conv(2 * width, 32, 2)
+        )  # stride 32
         lane_inputs = 32 * (INPUT_HEIGHT // 32) * (INPUT_WIDTH // 32)
-        self.lane_head = nn.Sequential(nn.Flatten(), nn.Linear(lane_inputs, 128),
-                                       nn.ReLU(inplace=True), nn.Linear(128, 3))
+        self.lane_head = nn.Sequential(
+            nn.Flatten(), nn.Linear(lane_inputs, 128), nn.ReLU(inplace=True), nn.Linear(128, 3)
+        )
 
     def forward(self, images: torch.Tensor) -> NetOutput:
-        shallow = self.stem(images)                                 # (B, C, H/4, W/4)
-        deep = self.deep(shallow)                                   # (B, 2C, H/8, W/8)
-        columns_shallow = shallow.amax(dim=2)                       # (B, C, W/4)
+        shallow = self.stem(images)  # (B, C, H/4, W/4)
+        deep = self.deep(shallow)  # (B, 2C, H/8, W/8)
+        columns_shallow = shallow.amax(dim=2)  # (B, C, W/4)
         columns_deep = deep.amax(dim=2).repeat_interleave(2, dim=2)  # (B, 2C, W/4)
         columns = self.column_head(torch.cat([columns_shallow, columns_deep], dim=1))
         lane = self.lane_head(self.lane_features(deep))
-        return NetOutput(columns[:, 0], columns[:, 1], columns[:, 2], columns[:, 3], lane)
+        return NetOutput(columns[:, 0], columns[:, 1], columns[:, 2], lane)
 
 
 def to_input(pixels: np.ndarray) -> np.ndarray:

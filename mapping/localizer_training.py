@@ -1,10 +1,10 @@
 """Training the localizer CNN on a generated dataset (:mod:`mapping.dataset`).
 
 Losses: binary cross-entropy between the column logits and the soft centre target (centre
-cells weighted up); L1 on the in-cell offset, log range and top row at centre cells; squared
-error on the lane phase (sin, cos) and L1 on the lane-relative heading. Frames are mirrored
-left-right at random (columns, lane offset and heading change sign), which the camera's
-centred principal point makes an exact symmetry.
+cells weighted up), L1 on the in-cell offset and log range at centre cells, squared error on
+the lane phase (sin, cos) and L1 on the lane-relative heading. Frames are mirrored left-right
+at random (columns, lane offset and heading change sign), which the camera's centred
+principal point makes an exact symmetry.
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ logger = logging.getLogger(__name__)
 
 CENTRE_WEIGHT = 10.0
 """Weight of the true centre cells in the column BCE (they are about 1 in 30 cells)."""
-TOP_LOSS_SCALE = 10.0
-"""The top row error (a share of the image height) is multiplied by this."""
 HEADING_LOSS_SCALE = 20.0
 """Lane-relative heading error is multiplied by this (radians are small numbers)."""
 
@@ -52,8 +50,9 @@ class TrainConfig:
 class Batch:
     """Tensors of one training batch (see :mod:`mapping.dataset` for the array meanings)."""
 
-    def __init__(self, data: LocalizerData, rows: np.ndarray, rng: np.random.Generator,
-                 augment: bool) -> None:
+    def __init__(
+        self, data: LocalizerData, rows: np.ndarray, rng: np.random.Generator, augment: bool
+    ) -> None:
         images = data.images[rows]
         u_px = data.landmark_u_px[rows].copy()
         lane = data.lane[rows].copy()
@@ -62,39 +61,46 @@ class Batch:
             images = np.where(flip[:, None, None, None], images[:, :, ::-1], images)
             u_px[flip] = data.image_width_px - u_px[flip]
             lane[flip, :2] *= -1.0
-        heat, offset, log_range, top_v, mask = column_targets(
-            u_px, data.landmark_range_m[rows], data.landmark_top_v_px[rows],
-            data.image_width_px, data.image_height_px)
+        heat, offset, log_range, mask = column_targets(
+            u_px, data.landmark_range_m[rows], data.image_width_px
+        )
         phase = 2 * np.pi * lane[:, 0] / np.maximum(lane[:, 2], 1e-3)
         self.images = torch.from_numpy(normalise(np.ascontiguousarray(images)))
         self.heat = torch.from_numpy(heat)
         self.offset = torch.from_numpy(offset)
         self.log_range = torch.from_numpy(log_range)
-        self.top_v = torch.from_numpy(top_v)
         self.mask = torch.from_numpy(mask)
         self.lane = torch.from_numpy(
-            np.stack([np.sin(phase), np.cos(phase), lane[:, 1]], axis=1).astype(np.float32))
+            np.stack([np.sin(phase), np.cos(phase), lane[:, 1]], axis=1).astype(np.float32)
+        )
 
 
 def losses(output: NetOutput, batch: Batch) -> dict[str, torch.Tensor]:
     """Named loss terms (scalars); their sum is optimised."""
     weight = 1.0 + (CENTRE_WEIGHT - 1.0) * batch.mask
     heat = nn.functional.binary_cross_entropy_with_logits(
-        output.column_logit, batch.heat, weight=weight)
+        output.column_logit, batch.heat, weight=weight
+    )
     centres = batch.mask.sum().clamp(min=1.0)
     offset = (torch.abs(torch.sigmoid(output.column_offset) - batch.offset) * batch.mask).sum()
     log_range = (torch.abs(output.column_log_range - batch.log_range) * batch.mask).sum()
-    top_v = (torch.abs(output.column_top_v - batch.top_v) * batch.mask).sum() * TOP_LOSS_SCALE
     phase = ((output.lane[:, :2] - batch.lane[:, :2]) ** 2).sum(dim=1).mean()
     heading = torch.abs(output.lane[:, 2] - batch.lane[:, 2]).mean() * HEADING_LOSS_SCALE
-    return {"heat": heat, "offset": offset / centres, "range": log_range / centres,
-            "top_v": top_v / centres,
-            "lane_phase": phase, "lane_heading": heading}
+    return {
+        "heat": heat,
+        "offset": offset / centres,
+        "range": log_range / centres,
+        "lane_phase": phase,
+        "lane_heading": heading,
+    }
 
 
-def train_net(data: LocalizerData, config: TrainConfig,
-              on_epoch: Callable[[int, dict[str, float]], None] | None = None,
-              on_step: Callable[[], None] | None = None) -> LocalizerNet:
+def train_net(
+    data: LocalizerData,
+    config: TrainConfig,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    on_step: Callable[[], None] | None = None,
+) -> LocalizerNet:
     """Train a fresh network on every frame of ``data``.
 
     :param on_epoch: called with the epoch number and its mean loss terms.
@@ -104,18 +110,23 @@ def train_net(data: LocalizerData, config: TrainConfig,
     torch.set_num_threads(config.threads)
     rng = np.random.default_rng(config.seed)
     net = LocalizerNet(config.width)
-    optimiser = torch.optim.AdamW(net.parameters(), lr=config.learning_rate,
-                                  weight_decay=config.weight_decay)
+    optimiser = torch.optim.AdamW(
+        net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
     steps_per_epoch = max(1, math.ceil(len(data.images) / config.batch_size))
     schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, max_lr=config.learning_rate, total_steps=config.epochs * steps_per_epoch,
-        pct_start=0.15, final_div_factor=20.0)
+        optimiser,
+        max_lr=config.learning_rate,
+        total_steps=config.epochs * steps_per_epoch,
+        pct_start=0.15,
+        final_div_factor=20.0,
+    )
     for epoch in range(config.epochs):
         net.train()
         totals: dict[str, float] = {}
         order = rng.permutation(len(data.images))
         for start in range(0, len(order), config.batch_size):
-            batch = Batch(data, order[start:start + config.batch_size], rng, augment=True)
+            batch = Batch(data, order[start : start + config.batch_size], rng, augment=True)
             terms = losses(net(batch.images), batch)
             loss = sum(terms.values())
             optimiser.zero_grad()

@@ -39,14 +39,18 @@ class LocalizationConfig:
     ekf: EkfConfig = field(default_factory=EkfConfig)
 
 
+# TODO(#7): `drivestack sim` does not start this node yet (sim/commands/sim.py belongs to the
+# spine); and the start pose is the first ego pose with `initial_sigma` (a GNSS stand-in)
+# because the localizer has no global relocalization without a prior.
 class LocalizationNode:
     """Node: ``/sim/ego`` (+ camera) -> ``/mapping/pose`` (+ ``/mapping/fix``)."""
 
     name = "localization"
     trigger = "/sim/ego"
 
-    def __init__(self, config: LocalizationConfig | None = None,
-                 localizer: Localizer | None = None) -> None:
+    def __init__(
+        self, config: LocalizationConfig | None = None, localizer: Localizer | None = None
+    ) -> None:
         self.config = config or LocalizationConfig()
         self.localizer = localizer
         self.inputs: tuple[str, ...] = ("/sim/ego",)
@@ -74,13 +78,16 @@ class LocalizationNode:
         landmark_ids: tuple[int, ...] = ()
         if fix is not None:
             outputs["/mapping/fix"] = fix
-            fused = self.ekf.update(np.array([fix.pose.x, fix.pose.y, fix.pose.yaw]),
-                                    np.asarray(fix.covariance).reshape(3, 3))
+            fused = self.ekf.update(
+                np.array([fix.pose.x, fix.pose.y, fix.pose.yaw]),
+                np.asarray(fix.covariance).reshape(3, 3),
+            )
             if fused and fix.landmark_ids:
                 self._last_fix_ns = ego.header.stamp_ns
                 landmark_ids = fix.landmark_ids
-        outputs["/mapping/pose"] = self._estimate(ego.header.stamp_ns, landmark_ids,
-                                                  fused=bool(fix is not None and landmark_ids))
+        outputs["/mapping/pose"] = self._estimate(
+            ego.header.stamp_ns, landmark_ids, fused=bool(fix is not None and landmark_ids)
+        )
         return outputs
 
     def _propagate(self, ego: EgoState) -> None:
@@ -109,12 +116,17 @@ class LocalizationNode:
         except ValueError as error:
             logger.warning("localization: unusable image at t=%.2f s: %s", stamp_ns / 1e9, error)
             return None
-        fix = self.localizer.localize(pixels, Pose2D(*self.ekf.state), self.ekf.covariance,
-                                      stamp_ns)
+        fix = self.localizer.localize(
+            pixels, Pose2D(*self.ekf.state), self.ekf.covariance, stamp_ns
+        )
         return fix
 
-    def _estimate(self, stamp_ns: int, landmark_ids: tuple[int, ...], fused: bool,
-                  ) -> PoseEstimate:
+    def _estimate(
+        self,
+        stamp_ns: int,
+        landmark_ids: tuple[int, ...],
+        fused: bool,
+    ) -> PoseEstimate:
         std_m = self.ekf.position_std_m
         if std_m > self.config.lost_position_std_m:
             status = LocalizationStatus.LOST
@@ -122,9 +134,13 @@ class LocalizationNode:
             status = LocalizationStatus.TRACKING if fused else LocalizationStatus.DEAD_RECKONING
         since_s = -1.0 if self._last_fix_ns is None else (stamp_ns - self._last_fix_ns) / 1e9
         return PoseEstimate(
-            header=Header(stamp_ns=stamp_ns, frame_id="map",
-                          valid=status != LocalizationStatus.LOST),
+            header=Header(
+                stamp_ns=stamp_ns, frame_id="map", valid=status != LocalizationStatus.LOST
+            ),
             pose=Pose2D(*(float(v) for v in self.ekf.state)),
             covariance=tuple(float(v) for v in self.ekf.covariance.ravel()),
-            status=status, landmark_ids=landmark_ids, position_std_m=std_m,
-            time_since_fix_s=since_s)
+            status=status,
+            landmark_ids=landmark_ids,
+            position_std_m=std_m,
+            time_since_fix_s=since_s,
+        )

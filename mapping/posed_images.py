@@ -54,8 +54,8 @@ class FeatureMapConfig:
 @dataclass
 class _Keyframe:
     frame: PosedImage
-    keypoints: np.ndarray          # (N, 2) px
-    descriptors: np.ndarray        # (N, 128) float32
+    keypoints: np.ndarray  # (N, 2) px
+    descriptors: np.ndarray  # (N, 128) float32
     point_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     """(N,) index into the map's 3-D points of each keypoint, -1 when none."""
 
@@ -84,8 +84,9 @@ class FeatureMap:
         for a in range(len(self.keyframes)):
             for b in range(a + 1, len(self.keyframes)):
                 self._triangulate(self.keyframes[a], self.keyframes[b])
-        logger.info("feature map: %d keyframes, %d points", len(self.keyframes),
-                    len(self.points_world))
+        logger.info(
+            "feature map: %d keyframes, %d points", len(self.keyframes), len(self.points_world)
+        )
 
     def _describe(self, frame: PosedImage) -> _Keyframe:
         keypoints, descriptors = self._sift.detectAndCompute(frame.image, None)
@@ -98,8 +99,11 @@ class FeatureMap:
         if len(query) < 2 or len(train) < 2:
             return []
         pairs = self._matcher.knnMatch(query, train, k=2)
-        return [(m.queryIdx, m.trainIdx) for m, n in (p for p in pairs if len(p) == 2)
-                if m.distance < RATIO_TEST * n.distance]
+        return [
+            (m.queryIdx, m.trainIdx)
+            for m, n in (p for p in pairs if len(p) == 2)
+            if m.distance < RATIO_TEST * n.distance
+        ]
 
     def _triangulate(self, a: _Keyframe, b: _Keyframe) -> None:
         matches = self._match(a.descriptors, b.descriptors)
@@ -107,13 +111,17 @@ class FeatureMap:
             return
         ia, ib = (np.array(side) for side in zip(*matches, strict=True))
         projection_a, projection_b = _projection(a.frame), _projection(b.frame)
-        homogeneous = cv2.triangulatePoints(projection_a, projection_b,
-                                            a.keypoints[ia].T, b.keypoints[ib].T)
+        homogeneous = cv2.triangulatePoints(
+            projection_a, projection_b, a.keypoints[ia].T, b.keypoints[ib].T
+        )
         points = (homogeneous[:3] / homogeneous[3]).T
-        keep = (_reprojection_ok(points, a, ia, self.config.max_reprojection_px)
-                & _reprojection_ok(points, b, ib, self.config.max_reprojection_px)
-                & _parallax_ok(points, a.frame, b.frame, self.config.min_parallax_deg)
-                & (a.point_index[ia] < 0) & (b.point_index[ib] < 0))
+        keep = (
+            _reprojection_ok(points, a, ia, self.config.max_reprojection_px)
+            & _reprojection_ok(points, b, ib, self.config.max_reprojection_px)
+            & _parallax_ok(points, a.frame, b.frame, self.config.min_parallax_deg)
+            & (a.point_index[ia] < 0)
+            & (b.point_index[ib] < 0)
+        )
         first = len(self.points_world)
         self.points_world = np.concatenate([self.points_world, points[keep]])
         new_index = np.arange(first, len(self.points_world))
@@ -130,8 +138,11 @@ class FeatureMap:
         # Retrieval: the keyframe with the most ratio-test matches that carry a 3-D point.
         best: tuple[int, _Keyframe | None, list] = (0, None, [])
         for keyframe in self.keyframes:
-            matches = [(q, t) for q, t in self._match(descriptors, keyframe.descriptors)
-                       if keyframe.point_index[t] >= 0]
+            matches = [
+                (q, t)
+                for q, t in self._match(descriptors, keyframe.descriptors)
+                if keyframe.point_index[t] >= 0
+            ]
             if len(matches) > best[0]:
                 best = (len(matches), keyframe, matches)
         count, keyframe, matches = best
@@ -142,14 +153,21 @@ class FeatureMap:
         image_points = xy[[q for q, _ in matches]]
         world_points = self.points_world[keyframe.point_index[[t for _, t in matches]]]
         found, rvec, tvec, inliers = cv2.solvePnPRansac(
-            world_points, image_points, k, None, iterationsCount=self.config.ransac_iterations,
-            reprojectionError=self.config.max_reprojection_px, flags=cv2.SOLVEPNP_EPNP)
+            world_points,
+            image_points,
+            k,
+            None,
+            iterationsCount=self.config.ransac_iterations,
+            reprojectionError=self.config.max_reprojection_px,
+            flags=cv2.SOLVEPNP_EPNP,
+        )
         inlier_count = 0 if inliers is None else len(inliers)
         if not found or inlier_count < self.config.min_inliers:
             return PoseResult(None, keyframe.frame.name, inlier_count, count)
         rows = inliers[:, 0]
-        rvec, tvec = cv2.solvePnPRefineLM(world_points[rows], image_points[rows], k, None,
-                                          rvec, tvec)
+        rvec, tvec = cv2.solvePnPRefineLM(
+            world_points[rows], image_points[rows], k, None, rvec, tvec
+        )
         return PoseResult(_camera_to_world(rvec, tvec), keyframe.frame.name, inlier_count, count)
 
 
@@ -158,8 +176,9 @@ def _projection(frame: PosedImage) -> np.ndarray:
     return frame.k @ world_to_camera[:3]
 
 
-def _reprojection_ok(points: np.ndarray, keyframe: _Keyframe, index: np.ndarray,
-                     max_px: float) -> np.ndarray:
+def _reprojection_ok(
+    points: np.ndarray, keyframe: _Keyframe, index: np.ndarray, max_px: float
+) -> np.ndarray:
     world_to_camera = np.linalg.inv(keyframe.frame.camera_to_world)
     camera = points @ world_to_camera[:3, :3].T + world_to_camera[:3, 3]
     in_front = camera[:, 2] > 0.5
@@ -173,7 +192,8 @@ def _parallax_ok(points: np.ndarray, a: PosedImage, b: PosedImage, min_deg: floa
     ray_a = points - a.camera_to_world[:3, 3]
     ray_b = points - b.camera_to_world[:3, 3]
     cosine = (ray_a * ray_b).sum(axis=1) / (
-        np.linalg.norm(ray_a, axis=1) * np.linalg.norm(ray_b, axis=1) + 1e-12)
+        np.linalg.norm(ray_a, axis=1) * np.linalg.norm(ray_b, axis=1) + 1e-12
+    )
     return cosine < math.cos(math.radians(min_deg))
 
 

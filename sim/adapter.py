@@ -70,7 +70,9 @@ class WorldReader:
         # Odometry and yaw rate from the previous control step.
         yaw_rate = 0.0
         if self._last_xy is not None and self._last_stamp_ns is not None:
-            self._odometer_m += float(np.hypot(pose.x - self._last_xy[0], pose.y - self._last_xy[1]))
+            self._odometer_m += float(
+                np.hypot(pose.x - self._last_xy[0], pose.y - self._last_xy[1])
+            )
             dt_s = (stamp_ns - self._last_stamp_ns) / 1e9
             if dt_s > 0 and self._last_yaw is not None:
                 yaw_rate = wrap_angle(pose.yaw - self._last_yaw) / dt_s
@@ -112,7 +114,9 @@ class WorldReader:
             objects.append(
                 ObjectState(
                     object_id=self._object_id(vehicle),
-                    object_class=ObjectClass.TRUCK if length >= TRUCK_MIN_LENGTH_M else ObjectClass.CAR,
+                    object_class=ObjectClass.TRUCK
+                    if length >= TRUCK_MIN_LENGTH_M
+                    else ObjectClass.CAR,
                     pose=pose,
                     velocity_mps=velocity,
                     ego_pose=to_ego_frame(ego.pose, pose),

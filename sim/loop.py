@@ -151,7 +151,9 @@ class _FrameCapture:
     """Hooks highway-env's intermediate-frame rendering so the video has every simulation
     frame, not one per policy step."""
 
-    def __init__(self, simulator: Simulator, sink: Callable[[np.ndarray, dict], None], overlay: dict):
+    def __init__(
+        self, simulator: Simulator, sink: Callable[[np.ndarray, dict], None], overlay: dict
+    ):
         self.simulator = simulator
         self.sink = sink
         self.overlay = overlay

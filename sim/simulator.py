@@ -68,14 +68,19 @@ class Simulator:
     def __init__(self, config: SimConfig, bus: Bus, env=None) -> None:
         self.config = config
         self.bus = bus
-        self.env = env if env is not None else make_env(config.env_id, config.env_config, config.render)
+        self.env = (
+            env if env is not None else make_env(config.env_id, config.env_config, config.render)
+        )
         self.reader = WorldReader(self.env, config.lanes)
         self._pub_ego = bus.publisher("/sim/ego")
         self._pub_objects = bus.publisher("/sim/objects")
         self._pub_lanes = bus.publisher("/sim/lanes")
         self.world = World(config.world)
-        self.camera = (FrontCamera(config.camera, config.camera_randomization)
-                       if config.camera is not None else None)
+        self.camera = (
+            FrontCamera(config.camera, config.camera_randomization)
+            if config.camera is not None
+            else None
+        )
         self._pub_image = bus.publisher("/camera/image")
         self._last_ego: EgoState | None = None
         self.sim_frame_hook: Callable[[int], None] | None = None
@@ -147,12 +152,14 @@ class Simulator:
         lanes = self.reader.lanes(stamp, self._pub_lanes.seq())
         self.bus.publish("/sim/lanes", lanes)
         objects = self.world.with_pedestrians(
-            self.reader.objects(stamp, ego, self._pub_objects.seq()), ego, stamp / 1e9)
+            self.reader.objects(stamp, ego, self._pub_objects.seq()), ego, stamp / 1e9
+        )
         self.bus.publish("/sim/objects", objects)
         self._last_ego = ego
         if self.camera is not None:
-            frame = self.camera.render(SceneInput(ego, objects, lanes, self.world.static), stamp,
-                                       self._pub_image.seq())
+            frame = self.camera.render(
+                SceneInput(ego, objects, lanes, self.world.static), stamp, self._pub_image.seq()
+            )
             self.bus.publish("/camera/image", frame.image)
             self.bus.publish("/camera/truth", frame.labels)
         self.bus.publish("/sim/ego", ego)
@@ -171,10 +178,13 @@ class Simulator:
             raise RuntimeError("camera_frame needs SimConfig.camera and a reset simulator")
         vehicle = self.env.unwrapped.vehicle
         ego = msgspec.structs.replace(
-            self._last_ego, header=Header(stamp_ns=stamp_ns),
-            pose=pose_from_highway(vehicle.position, vehicle.heading))
-        objects = self.world.with_pedestrians(self.reader.objects(stamp_ns, ego), ego,
-                                              stamp_ns / 1e9)
+            self._last_ego,
+            header=Header(stamp_ns=stamp_ns),
+            pose=pose_from_highway(vehicle.position, vehicle.heading),
+        )
+        objects = self.world.with_pedestrians(
+            self.reader.objects(stamp_ns, ego), ego, stamp_ns / 1e9
+        )
         scene = SceneInput(ego, objects, self.reader.lanes(stamp_ns), self.world.static)
         return self.camera.render(scene, stamp_ns)
 

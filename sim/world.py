@@ -73,6 +73,24 @@ class WorldConfig:
     truck_speed_mps: tuple[float, float] = (20.0, 26.0)
 
 
+WORLD_PRESETS = {
+    "stack": WorldConfig(),
+    "plain": WorldConfig(truck_fraction=0.0, pedestrians_per_km=0.0),
+}
+"""``stack``: trucks and roadside pedestrians join highway-env's traffic (what the camera and
+detector need). ``plain``: highway-env's own traffic, as in published baselines and in policy
+training; signs and landmarks, which no vehicle reacts to, are present in both."""
+
+
+def world_preset(name: str) -> WorldConfig:
+    try:
+        return WORLD_PRESETS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown world {name!r}; choose one of: {', '.join(WORLD_PRESETS)}"
+        ) from None
+
+
 @dataclass(frozen=True)
 class _Walker:
     """A pedestrian's schedule: along a lane's edge (``crossing`` False) or across the road."""

@@ -23,11 +23,15 @@ def add_parser(subparsers) -> None:
         ),
     )
     parser.add_argument(
-        "--env", default="highway-fast-v0", choices=SUPPORTED_ENVS,
+        "--env",
+        default="highway-fast-v0",
+        choices=SUPPORTED_ENVS,
         help="highway-env environment (default: %(default)s)",
     )
     parser.add_argument(
-        "--seed", type=nonnegative_int, default=0,
+        "--seed",
+        type=nonnegative_int,
+        default=0,
         help="episode seed; the world (signs, landmarks) is a function of it (default: 0)",
     )
     parser.add_argument(
@@ -46,6 +50,11 @@ def run(args: argparse.Namespace) -> int:
     finally:
         env.close()
     write_map(hd_map, args.out)
-    logger.info("wrote %s: %d lanes, %d signs, %d landmarks", args.out, len(hd_map.lanes),
-                len(hd_map.signs), len(hd_map.landmarks))
+    logger.info(
+        "wrote %s: %d lanes, %d signs, %d landmarks",
+        args.out,
+        len(hd_map.lanes),
+        len(hd_map.signs),
+        len(hd_map.landmarks),
+    )
     return 0

@@ -25,16 +25,34 @@ def add_parser(subparsers) -> None:
             "OUT/summary.json."
         ),
     )
-    parser.add_argument("--weights", default=None, metavar="FILE",
-                        help="localizer state_dict (default: the shipped weights)")
-    parser.add_argument("--env", default="highway-fast-v0",
-                        help="highway-env environment (default: %(default)s)")
-    parser.add_argument("--seeds", type=seed_list, default=seed_list("1000-1009"),
-                        metavar="SEEDS", help="held-out drives, A-B or A,B,C (default: 1000-1009)")
-    parser.add_argument("--steps", type=positive_int, default=30,
-                        help="control steps per drive (default: %(default)s)")
-    parser.add_argument("--out", default="runs/localizer_eval", metavar="DIR",
-                        help="output directory (default: %(default)s)")
+    parser.add_argument(
+        "--weights",
+        default=None,
+        metavar="FILE",
+        help="localizer state_dict (default: the shipped weights)",
+    )
+    parser.add_argument(
+        "--env", default="highway-fast-v0", help="highway-env environment (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--seeds",
+        type=seed_list,
+        default=seed_list("1000-1009"),
+        metavar="SEEDS",
+        help="held-out drives, A-B or A,B,C (default: 1000-1009)",
+    )
+    parser.add_argument(
+        "--steps",
+        type=positive_int,
+        default=30,
+        help="control steps per drive (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--out",
+        default="runs/localizer_eval",
+        metavar="DIR",
+        help="output directory (default: %(default)s)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(handler=run)
 
@@ -56,25 +74,32 @@ def run(args: argparse.Namespace) -> int:
     with tqdm(total=len(args.seeds) * args.steps, desc="eval", disable=args.no_progress) as bar:
         result = evaluate(net, args.seeds, drive, on_frame=lambda: bar.update(1))
     summary = result.summary()
-    write_json(out / "summary.json", {"weights": args.weights or "shipped",
-                                      "seeds": args.seeds, **summary})
+    write_json(
+        out / "summary.json", {"weights": args.weights or "shipped", "seeds": args.seeds, **summary}
+    )
     print(format_table(summary))
     return 0
 
 
 def format_table(summary: dict) -> str:
     """The summary as a fixed-width table."""
-    lines = [f"{summary['frames']} frames, "
-             f"{100 * summary['fix_with_landmarks_share']:.0f} % with a landmark fix",
-             f"{'estimate':<16}{'median m':>10}{'p95 m':>10}{'<=1 m':>8}{'heading deg':>13}"]
+    lines = [
+        f"{summary['frames']} frames, "
+        f"{100 * summary['fix_with_landmarks_share']:.0f} % with a landmark fix",
+        f"{'estimate':<16}{'median m':>10}{'p95 m':>10}{'<=1 m':>8}{'heading deg':>13}",
+    ]
     for key in ("localizer", "fused", "dead_reckoning"):
         stats = summary[key]
         if not stats.get("frames"):
             lines.append(f"{key:<16}{'no frames':>10}")
             continue
         heading = stats.get("median_heading_deg", math.nan)
-        lines.append(f"{key:<16}{stats['median_m']:>10.3f}{stats['p95_m']:>10.3f}"
-                     f"{100 * stats['within_1m']:>7.0f}%{heading:>13.2f}")
-    lines.append(f"localizer: {summary['localizer_hz']:.0f} Hz median, p95 latency "
-                 f"{summary['localizer_ms_p95']:.1f} ms (one thread)")
+        lines.append(
+            f"{key:<16}{stats['median_m']:>10.3f}{stats['p95_m']:>10.3f}"
+            f"{100 * stats['within_1m']:>7.0f}%{heading:>13.2f}"
+        )
+    lines.append(
+        f"localizer: {summary['localizer_hz']:.0f} Hz median, p95 latency "
+        f"{summary['localizer_ms_p95']:.1f} ms (one thread)"
+    )
     return "\n".join(lines)

@@ -23,6 +23,7 @@ from typing import Any
 from bus.atomic import check_writable_dir, write_json, write_text
 from sim.commands.args import positive_int
 from sim.envs import SUPPORTED_ENVS, check_env_id
+from sim.world import WORLD_PRESETS
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ EVAL_SEED_BASE = 100_000
 """Evaluation episodes use environment seeds from here on, away from training's first seeds."""
 
 MAX_EPISODES_PER_SEED = 1000
-WORLDS = ("plain", "stack")
+WORLDS = tuple(WORLD_PRESETS)
 WILSON_Z_95 = 1.959964
 SUMMARY_COLUMNS = (
     ("model", "model", "{}"),
@@ -186,12 +187,9 @@ def evaluate_job(
     from planning.factory import make_planner
     from sim.loop import ClosedLoop
     from sim.simulator import SimConfig
-    from sim.world import WorldConfig
+    from sim.world import world_preset
 
-    world_config = WorldConfig()
-    if world == "plain":
-        world_config = WorldConfig(truck_fraction=0.0, pedestrians_per_km=0.0)
-    sim_config = SimConfig(env_id=env_id, world=world_config)
+    sim_config = SimConfig(env_id=env_id, world=world_preset(world))
     loop = ClosedLoop(sim_config, make_planner(planner_spec(model)))
     results = [] if results is None else results
     try:

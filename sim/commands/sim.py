@@ -14,14 +14,15 @@ from bus import Bus
 from bus.atomic import check_writable_dir, write_json
 from bus.recorder import Recorder
 from bus.transport import RemoteNodeLost
-from sim.commands.args import nonnegative_int, output_dir, positive_int
-from sim.commands.node import RemotePlanner, add_transport_arguments, uses_remote_planner
 from sim.camera import CameraConfig
 from sim.camera.video import CameraVideoRecorder
+from sim.commands.args import nonnegative_int, output_dir, positive_int
+from sim.commands.node import RemotePlanner, add_transport_arguments, uses_remote_planner
 from sim.envs import SUPPORTED_ENVS, check_env_id
 from sim.loop import ClosedLoop, EpisodeResult
 from sim.simulator import SimConfig
 from sim.video import Mp4Writer, draw_overlay
+from sim.world import WORLD_PRESETS, world_preset
 
 logger = logging.getLogger(__name__)
 
@@ -52,27 +53,64 @@ def add_parser(subparsers) -> None:
             "and OUT/episode_NNN.mp4 top-down videos."
         ),
     )
-    parser.add_argument("--env", default="highway-fast-v0", metavar="ID",
-                        help=f"environment id: {', '.join(SUPPORTED_ENVS)} (default: %(default)s)")
-    parser.add_argument("--episodes", type=positive_int, default=3,
-                        help="number of episodes (default: %(default)s)")
-    parser.add_argument("--seed", type=nonnegative_int, default=0,
-                        help="seed of the first episode; episode i uses SEED+i (default: %(default)s)")
-    parser.add_argument("--planner", default="rule", metavar="SPEC",
-                        help=f"planner: {', '.join(planner_kinds())}, or KIND:MODEL_PATH (default: %(default)s)")
-    parser.add_argument("--out", type=output_dir, default="runs/sim", metavar="DIR",
-                        help="output directory for summary.json and videos (default: %(default)s)")
-    parser.add_argument("--video-episodes", type=nonnegative_int, default=1, metavar="N",
-                        help="write an MP4 for the first N episodes, 0 for none (default: %(default)s)")
-    parser.add_argument("--camera-video", action="store_true",
-                        help="also render the front camera: for the first --video-episodes "
-                             "episodes write OUT/camera_NNN.mp4 (every simulation frame) with "
-                             "labels OUT/camera_NNN_labels/FFFFFF.txt (YOLO) and "
-                             "OUT/camera_NNN.jsonl (exact boxes and lane lines)")
+    parser.add_argument(
+        "--env",
+        default="highway-fast-v0",
+        metavar="ID",
+        help=f"environment id: {', '.join(SUPPORTED_ENVS)} (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--episodes", type=positive_int, default=3, help="number of episodes (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--seed",
+        type=nonnegative_int,
+        default=0,
+        help="seed of the first episode; episode i uses SEED+i (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--planner",
+        default="rule",
+        metavar="SPEC",
+        help=f"planner: {', '.join(planner_kinds())}, or KIND:MODEL_PATH (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--out",
+        type=output_dir,
+        default="runs/sim",
+        metavar="DIR",
+        help="output directory for summary.json and videos (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--video-episodes",
+        type=nonnegative_int,
+        default=1,
+        metavar="N",
+        help="write an MP4 for the first N episodes, 0 for none (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--camera-video",
+        action="store_true",
+        help="also render the front camera: for the first --video-episodes "
+        "episodes write OUT/camera_NNN.mp4 (every simulation frame) with "
+        "labels OUT/camera_NNN_labels/FFFFFF.txt (YOLO) and "
+        "OUT/camera_NNN.jsonl (exact boxes and lane lines)",
+    )
+    parser.add_argument(
+        "--world",
+        choices=tuple(WORLD_PRESETS),
+        default="stack",
+        help="stack: trucks and roadside pedestrians join highway-env's traffic; "
+        "plain: highway-env's own traffic, as the learned policies were "
+        "trained (default: %(default)s)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.add_argument("--no-record", action="store_true",
-                        help="do not record the bus to OUT/run.mcap (MCAP with JSON messages and "
-                             "JSON Schemas: open it in Foxglove or with 'drivestack log')")
+    parser.add_argument(
+        "--no-record",
+        action="store_true",
+        help="do not record the bus to OUT/run.mcap (MCAP with JSON messages and "
+        "JSON Schemas: open it in Foxglove or with 'drivestack log')",
+    )
     add_transport_arguments(parser)
     parser.set_defaults(handler=run)
 
@@ -84,11 +122,28 @@ def run(args: argparse.Namespace) -> int:
     check_env_id(args.env)
     remote = uses_remote_planner(args)
     planner = None if remote else make_planner(args.planner)
+    if args.world == "stack" and args.planner.split(":")[0] in ("dqn", "qlearning"):
+        logger.warning(
+            "learned policies were trained on highway-env's own traffic; with "
+            "--world stack they also meet trucks and pedestrians (try --world plain)"
+        )
     out = check_writable_dir(args.out)
     bus = Bus()
     # Subscribed before the planner, the recorder writes each state before the action it causes.
-    recorder = None if args.no_record else Recorder(out / "run.mcap", bus, metadata={
-        "command": "sim", "env": args.env, "planner": args.planner, "seed": str(args.seed)})
+    recorder = (
+        None
+        if args.no_record
+        else Recorder(
+            out / "run.mcap",
+            bus,
+            metadata={
+                "command": "sim",
+                "env": args.env,
+                "planner": args.planner,
+                "seed": str(args.seed),
+            },
+        )
+    )
     results: list[EpisodeResult] = []
     loop = link = None
     interrupted = False
@@ -96,8 +151,13 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         camera = CameraConfig() if args.camera_video else None
-        loop = ClosedLoop(SimConfig(env_id=args.env, render=args.video_episodes > 0,
-                                    camera=camera), planner, bus)
+        sim_config = SimConfig(
+            env_id=args.env,
+            render=args.video_episodes > 0,
+            camera=camera,
+            world=world_preset(args.world),
+        )
+        loop = ClosedLoop(sim_config, planner, bus)
         if recorder:
             recorder.add_metadata({"control_rate_hz": str(loop.simulator.control_rate_hz)})
         link = RemotePlanner(args, loop) if remote else None
@@ -134,8 +194,12 @@ def run(args: argparse.Namespace) -> int:
     return 130 if interrupted else 0
 
 
-STALE_OUTPUTS = ("episode_[0-9]*.mp4", "camera_[0-9]*.mp4", "camera_[0-9]*.jsonl",
-                 "camera_[0-9]*_labels")
+STALE_OUTPUTS = (
+    "episode_[0-9]*.mp4",
+    "camera_[0-9]*.mp4",
+    "camera_[0-9]*.jsonl",
+    "camera_[0-9]*_labels",
+)
 
 
 def _remove_stale_outputs(out: Path, keep: set[str]) -> None:
@@ -151,25 +215,36 @@ def _remove_stale_outputs(out: Path, keep: set[str]) -> None:
             logger.info("removed %s left by an earlier run", path)
 
 
-def _drive(args: argparse.Namespace, loop: ClosedLoop, out: Path, results: list[EpisodeResult]) -> None:
+def _drive(
+    args: argparse.Namespace, loop: ClosedLoop, out: Path, results: list[EpisodeResult]
+) -> None:
     from tqdm import tqdm
 
     config = loop.simulator.env.unwrapped.config
     # merge-v0 has no time limit: it ends where the ramp ends, so the bar counts episodes.
     max_steps = int(config["duration"] * config["policy_frequency"]) if "duration" in config else 0
-    with tqdm(total=args.episodes * (max_steps or 1), unit="step" if max_steps else "episode",
-              disable=True if args.no_progress else None,
-              desc=f"{args.env} {args.planner}", leave=False) as bar:
+    with tqdm(
+        total=args.episodes * (max_steps or 1),
+        unit="step" if max_steps else "episode",
+        disable=True if args.no_progress else None,
+        desc=f"{args.env} {args.planner}",
+        leave=False,
+    ) as bar:
         for episode in range(args.episodes):
             video = camera_video = None
             if episode < args.video_episodes:
-                video = Mp4Writer(out / f"episode_{episode:03d}.mp4", fps=loop.simulator.simulation_rate_hz)
+                video = Mp4Writer(
+                    out / f"episode_{episode:03d}.mp4", fps=loop.simulator.simulation_rate_hz
+                )
                 if args.camera_video:
                     camera_video = CameraVideoRecorder(loop.simulator, out, episode)
             try:
                 result = loop.run_episode(
-                    episode, args.seed + episode,
-                    on_frame=(lambda frame, info, v=video: v.write(_annotate(frame, info))) if video else None,
+                    episode,
+                    args.seed + episode,
+                    on_frame=(lambda frame, info, v=video: v.write(_annotate(frame, info)))
+                    if video
+                    else None,
                     on_step=(lambda _: bar.update(1)) if max_steps else None,
                 )
             except BaseException:
@@ -185,17 +260,28 @@ def _drive(args: argparse.Namespace, loop: ClosedLoop, out: Path, results: list[
             bar.update(max_steps - result.steps if max_steps else 1)
             results.append(result)
             if episode == 0:
-                _remove_stale_outputs(out, keep={p.name for p in out.iterdir()
-                                                 if p.name.startswith(("episode_000", "camera_000"))})
+                _remove_stale_outputs(
+                    out,
+                    keep={
+                        p.name
+                        for p in out.iterdir()
+                        if p.name.startswith(("episode_000", "camera_000"))
+                    },
+                )
             bar.set_postfix(ret=f"{result.episode_return:.1f}", crashed=result.crashed)
             # Keep a readable summary of what is finished even if the process is killed.
-            write_json(out / "summary.json", _summary(args, loop, results, False, None, complete=False))
+            write_json(
+                out / "summary.json", _summary(args, loop, results, False, None, complete=False)
+            )
 
 
 def _annotate(frame, info: dict[str, Any]):
-    return draw_overlay(frame, [
-        f"step {info['step']}  speed {info['speed_mps']:.1f} m/s  action {info['action']}",
-    ])
+    return draw_overlay(
+        frame,
+        [
+            f"step {info['step']}  speed {info['speed_mps']:.1f} m/s  action {info['action']}",
+        ],
+    )
 
 
 def aggregate(results: list[EpisodeResult]) -> dict[str, Any]:
@@ -219,14 +305,16 @@ def aggregate(results: list[EpisodeResult]) -> dict[str, Any]:
     }
 
 
-def _summary(args, loop: ClosedLoop, results, interrupted: bool, wall_s: float | None,
-             complete: bool = True) -> dict[str, Any]:
+def _summary(
+    args, loop: ClosedLoop, results, interrupted: bool, wall_s: float | None, complete: bool = True
+) -> dict[str, Any]:
     stats = loop.bus.stats()
     total_steps = sum(r.steps for r in results)
     return {
         "command": "sim",
         "env": args.env,
         "planner": args.planner,
+        "world": args.world,
         "seed": args.seed,
         "episodes_requested": args.episodes,
         "complete": complete and not interrupted,

@@ -40,28 +40,59 @@ def add_parser(subparsers) -> None:
             "OUT/config.json, TensorBoard logs in OUT/tb, and OUT/summary.json last."
         ),
     )
-    parser.add_argument("--env", default="highway-fast-v0",
-                        help="highway-env environment (default: %(default)s)")
-    parser.add_argument("--train-seeds", type=seed_list, default=seed_list("0-47"),
-                        metavar="SEEDS", help="training drives, A-B or A,B,C (default: 0-47)")
-    parser.add_argument("--eval-seeds", type=seed_list, default=seed_list("1000-1009"),
-                        metavar="SEEDS", help="held-out drives (default: 1000-1009)")
-    parser.add_argument("--steps", type=positive_int, default=30,
-                        help="control steps per drive (default: %(default)s)")
-    parser.add_argument("--views", type=positive_int, default=3,
-                        help="views rendered per step, all but one perturbed (default: 3)")
-    parser.add_argument("--epochs", type=positive_int, default=12,
-                        help="training epochs (default: %(default)s)")
-    parser.add_argument("--batch-size", type=positive_int, default=64,
-                        help="frames per step (default: %(default)s)")
-    parser.add_argument("--threads", type=positive_int, default=2,
-                        help="torch CPU threads (default: %(default)s)")
-    parser.add_argument("--seed", type=nonnegative_int, default=0,
-                        help="training seed (default: %(default)s)")
-    parser.add_argument("--data", default=None, metavar="FILE",
-                        help="use this dataset (.npz from an earlier run) instead of rendering")
-    parser.add_argument("--out", default="runs/localizer", metavar="DIR",
-                        help="output directory (default: %(default)s)")
+    parser.add_argument(
+        "--env", default="highway-fast-v0", help="highway-env environment (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--train-seeds",
+        type=seed_list,
+        default=seed_list("0-47"),
+        metavar="SEEDS",
+        help="training drives, A-B or A,B,C (default: 0-47)",
+    )
+    parser.add_argument(
+        "--eval-seeds",
+        type=seed_list,
+        default=seed_list("1000-1009"),
+        metavar="SEEDS",
+        help="held-out drives (default: 1000-1009)",
+    )
+    parser.add_argument(
+        "--steps",
+        type=positive_int,
+        default=30,
+        help="control steps per drive (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--views",
+        type=positive_int,
+        default=3,
+        help="views rendered per step, all but one perturbed (default: 3)",
+    )
+    parser.add_argument(
+        "--epochs", type=positive_int, default=12, help="training epochs (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=64, help="frames per step (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--threads", type=positive_int, default=2, help="torch CPU threads (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--seed", type=nonnegative_int, default=0, help="training seed (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--data",
+        default=None,
+        metavar="FILE",
+        help="use this dataset (.npz from an earlier run) instead of rendering",
+    )
+    parser.add_argument(
+        "--out",
+        default="runs/localizer",
+        metavar="DIR",
+        help="output directory (default: %(default)s)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.set_defaults(handler=run)
 
@@ -83,11 +114,20 @@ def run(args: argparse.Namespace) -> int:
     if overlap:
         raise ValueError(f"training and held-out seeds overlap: {sorted(overlap)[:10]}")
     drive = DriveConfig(env_id=check_env_id(args.env), steps=args.steps, views_per_step=args.views)
-    train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                        threads=args.threads)
-    write_json(out / "config.json", {"command": "train-localizer", "drive": asdict(drive),
-                                     "train": asdict(train), "train_seeds": args.train_seeds,
-                                     "eval_seeds": args.eval_seeds, "data": args.data})
+    train = TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, threads=args.threads
+    )
+    write_json(
+        out / "config.json",
+        {
+            "command": "train-localizer",
+            "drive": asdict(drive),
+            "train": asdict(train),
+            "train_seeds": args.train_seeds,
+            "eval_seeds": args.eval_seeds,
+            "data": args.data,
+        },
+    )
     started = time.time()
 
     # Data: render the training drives, or reuse a dataset file.
@@ -119,11 +159,16 @@ def run(args: argparse.Namespace) -> int:
 
     # Held-out evaluation with the filter, one thread (the deployment setting).
     torch.set_num_threads(1)
-    with tqdm(total=len(args.eval_seeds) * args.steps, desc="eval",
-              disable=args.no_progress) as bar:
+    with tqdm(
+        total=len(args.eval_seeds) * args.steps, desc="eval", disable=args.no_progress
+    ) as bar:
         result = evaluate(net, args.eval_seeds, drive, on_frame=lambda: bar.update(1))
-    summary = {"train_frames": len(data.images), "wall_s": time.time() - started,
-               "history": history, "eval": result.summary()}
+    summary = {
+        "train_frames": len(data.images),
+        "wall_s": time.time() - started,
+        "history": history,
+        "eval": result.summary(),
+    }
     write_json(out / "summary.json", summary)
     print(json.dumps(summary["eval"], indent=2))
     return 0

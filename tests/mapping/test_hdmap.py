@@ -54,11 +54,15 @@ def test_version_mismatch_is_refused(hd_map, tmp_path):
         read_map(path)
 
 
-@pytest.mark.parametrize("text, reason", [
-    ("{not json", "not a valid map"),
-    ('{"format": "geojson", "version": 1}', "format"),
-    ('{"format": "drivestack-hdmap", "version": 1, "lanes": [{"road_id": 3}]}', "corrupt"),
-], ids=["truncated", "other-format", "wrong-field-type"])
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ("{not json", "not a valid map"),
+        ('{"format": "geojson", "version": 1}', "format"),
+        ('{"format": "drivestack-hdmap", "version": 1, "lanes": [{"road_id": 3}]}', "corrupt"),
+    ],
+    ids=["truncated", "other-format", "wrong-field-type"],
+)
 def test_corrupt_file_is_refused_naming_the_file(tmp_path, text, reason):
     path = tmp_path / "bad.json"
     path.write_text(text)

@@ -15,18 +15,36 @@ from mapping.localizer_net import LocalizerNet
 
 
 def _landmark(landmark_id: int, x_m: float, y_m: float) -> Landmark:
-    return Landmark(landmark_id=landmark_id, shape=LandmarkShape.TOWER, pose=Pose2D(x_m, y_m, 0.0),
-                    length_m=4.0, width_m=4.0, height_m=16.0, colors_rgb=((200, 40, 40),))
+    return Landmark(
+        landmark_id=landmark_id,
+        shape=LandmarkShape.TOWER,
+        pose=Pose2D(x_m, y_m, 0.0),
+        length_m=4.0,
+        width_m=4.0,
+        height_m=16.0,
+        colors_rgb=((200, 40, 40),),
+    )
 
 
 @pytest.fixture
 def straight_map() -> HdMap:
-    lanes = tuple(MapLane(road_id="0-1", lane_index=i, centerline=((0.0, -4.0 * i),
-                                                                   (1000.0, -4.0 * i)),
-                          width_m=4.0, speed_limit_mps=30.0, left_line="dashed",
-                          right_line="dashed") for i in range(3))
-    landmarks = (_landmark(30000, 140.0, 15.0), _landmark(30001, 190.0, -25.0),
-                 _landmark(30002, 260.0, 12.0))
+    lanes = tuple(
+        MapLane(
+            road_id="0-1",
+            lane_index=i,
+            centerline=((0.0, -4.0 * i), (1000.0, -4.0 * i)),
+            width_m=4.0,
+            speed_limit_mps=30.0,
+            left_line="dashed",
+            right_line="dashed",
+        )
+        for i in range(3)
+    )
+    landmarks = (
+        _landmark(30000, 140.0, 15.0),
+        _landmark(30001, 190.0, -25.0),
+        _landmark(30002, 260.0, 12.0),
+    )
     return HdMap(lanes=lanes, landmarks=landmarks)
 
 
@@ -36,12 +54,14 @@ def _observations(localizer: Localizer, truth: Pose2D) -> Observations:
     seen = ahead & (pixels[:, 0] >= 0) & (pixels[:, 0] < localizer.camera.config.width_px)
     camera_xy = localizer.camera.camera_position_map(truth)[:2]
     ranges = np.hypot(*(localizer.index.landmark_xyz[seen, :2] - camera_xy).T)
-    top_xyz = localizer.index.landmark_xyz * np.array([1.0, 1.0, 2.0])
-    tops, _ = localizer.camera.project(top_xyz, truth)
     lateral_m = truth.y - (-4.0)  # lane 1
-    return Observations(u_px=pixels[seen, 0], range_m=ranges, score=np.ones(seen.sum()),
-                        lane_phase=2 * math.pi * lateral_m / 4.0, lane_heading_rad=truth.yaw,
-                        top_v_px=tops[seen, 1])
+    return Observations(
+        u_px=pixels[seen, 0],
+        range_m=ranges,
+        score=np.ones(seen.sum()),
+        lane_phase=2 * math.pi * lateral_m / 4.0,
+        lane_heading_rad=truth.yaw,
+    )
 
 
 def test_solve_recovers_the_pose_from_a_poor_prior(straight_map):
@@ -59,26 +79,17 @@ def test_solve_recovers_the_pose_from_a_poor_prior(straight_map):
     assert np.sqrt(covariance[0, 0]) < 1.0  # x is observed through the landmarks
 
 
-def test_one_far_landmark_fixes_x_through_its_top_row(straight_map):
-    localizer = Localizer(LocalizerNet(), straight_map)
-    truth = Pose2D(60.0, -4.0, 0.0)
-    seen = _observations(localizer, truth)
-    nearest = [int(np.argmin(seen.range_m))]  # keep only the tower 80 m ahead
-    observations = Observations(seen.u_px[nearest], seen.range_m[nearest], seen.score[nearest],
-                                seen.lane_phase, seen.lane_heading_rad, seen.top_v_px[nearest])
-    pose, covariance, ids, _ = localizer.solve(
-        observations, Pose2D(63.0, -4.0, 0.0), np.diag([3.0**2, 0.5**2, 1e-4]))
-    assert ids == (30000,)
-    assert abs(pose.x - truth.x) < 0.1
-    assert np.sqrt(covariance[0, 0]) < 3.0  # tighter than the prior: the tower measures x
-
-
 def test_without_landmarks_x_stays_uncertain(straight_map):
     localizer = Localizer(LocalizerNet(), straight_map)
     truth = Pose2D(100.0, -4.5, 0.0)
     observations = _observations(localizer, truth)
-    blind = Observations(np.zeros(0), np.zeros(0), np.zeros(0), observations.lane_phase,
-                         observations.lane_heading_rad)
+    blind = Observations(
+        np.zeros(0),
+        np.zeros(0),
+        np.zeros(0),
+        observations.lane_phase,
+        observations.lane_heading_rad,
+    )
     prior_covariance = np.diag([3.0**2, 1.0**2, math.radians(2.0) ** 2])
     pose, covariance, ids, _ = localizer.solve(blind, Pose2D(102.0, -4.0, 0.0), prior_covariance)
     assert ids == ()

@@ -12,15 +12,27 @@ from mapping.node import LocalizationConfig, LocalizationNode
 
 
 def _ego(step: int, speed_mps: float = 25.0) -> EgoState:
-    return EgoState(header=Header(stamp_ns=step * 10**9), pose=Pose2D(step * speed_mps, -4.0, 0.0),
-                    speed_mps=speed_mps, yaw_rate_rps=0.0, length_m=5.0, width_m=2.0,
-                    lane_index=1, target_lane_index=1, lane_count=3, target_speed_mps=speed_mps,
-                    odometer_m=step * speed_mps, crashed=False, on_road=True)
+    return EgoState(
+        header=Header(stamp_ns=step * 10**9),
+        pose=Pose2D(step * speed_mps, -4.0, 0.0),
+        speed_mps=speed_mps,
+        yaw_rate_rps=0.0,
+        length_m=5.0,
+        width_m=2.0,
+        lane_index=1,
+        target_lane_index=1,
+        lane_count=3,
+        target_speed_mps=speed_mps,
+        odometer_m=step * speed_mps,
+        crashed=False,
+        on_road=True,
+    )
 
 
 def _image(step: int) -> Image:
-    return Image(header=Header(stamp_ns=step * 10**9, frame_id="camera"), height=4, width=4,
-                 data=bytes(48))
+    return Image(
+        header=Header(stamp_ns=step * 10**9, frame_id="camera"), height=4, width=4, data=bytes(48)
+    )
 
 
 class _TruthLocalizer:
@@ -34,8 +46,12 @@ class _TruthLocalizer:
 
     def localize(self, pixels, prior, prior_covariance, stamp_ns=0) -> LocalizerFix:
         covariance = np.diag([0.09, 0.09, math.radians(0.5) ** 2])
-        return LocalizerFix(header=Header(stamp_ns=stamp_ns), pose=self.truth,
-                            covariance=tuple(covariance.ravel()), landmark_ids=(30001,))
+        return LocalizerFix(
+            header=Header(stamp_ns=stamp_ns),
+            pose=self.truth,
+            covariance=tuple(covariance.ravel()),
+            landmark_ids=(30001,),
+        )
 
 
 def test_without_fixes_uncertainty_grows_until_lost_and_invalid():
