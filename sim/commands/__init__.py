@@ -17,4 +17,18 @@ from sim.commands import (
     train_sign_classifier,
 )
 
-COMMANDS = [sim, make_dataset, eval_video, autolabel, train_detector, train_sign_classifier, train_policy, eval_policy, log, node, build_map, train_localizer, eval_localizer]
+COMMANDS = [
+    sim,
+    make_dataset,
+    eval_video,
+    autolabel,
+    train_detector,
+    train_sign_classifier,
+    train_policy,
+    eval_policy,
+    log,
+    node,
+    build_map,
+    train_localizer,
+    eval_localizer,
+]

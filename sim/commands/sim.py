@@ -348,7 +348,9 @@ def format_table(results: list[EpisodeResult]) -> str:
         values = result.as_dict()
         rows.append([fmt.format(values[key]) for key, _, fmt in TABLE_COLUMNS])
     widths = [max(len(row[i]) for row in rows) for i in range(len(TABLE_COLUMNS))]
-    return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in rows)
+    return "\n".join(
+        "  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)) for row in rows
+    )
 
 
 def format_aggregate(agg: dict[str, Any]) -> str:
