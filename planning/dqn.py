@@ -6,7 +6,6 @@ Training lives in :mod:`planning.dqn_train`; this module only needs torch.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -14,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from bus.messages import DrivingAction, EgoState, Header, LaneGeometry, MetaAction, ObjectList
-from planning.observation import KinematicsConfig, kinematics_from_bus
+from bus.messages import EgoState, MetaAction
+from planning.learned import ObservationPlanner
+from planning.observation import KinematicsConfig
 from planning.policy_io import PolicyFileError, load_dqn_files
 
 SHIPPED_POLICY = "dqn_highway_fast.pt"
@@ -135,35 +135,18 @@ class DQNPolicy:
         return int(np.argmax(self.q_values(observation)))
 
 
-class DQNPlanner:
+class DQNPlanner(ObservationPlanner):
     """Node: ``/sim/ego`` (trigger), objects, ``/sim/lanes`` -> ``/planning/action``.
 
     The observation comes from bus messages only (:func:`kinematics_from_bus`).
     """
 
     name = "dqn"
-    trigger = "/sim/ego"
 
     def __init__(self, policy: DQNPolicy, objects_topic: str = "/sim/objects") -> None:
+        super().__init__(objects_topic)
         self.policy = policy
-        self.objects_topic = objects_topic
-        self.inputs = ("/sim/ego", objects_topic, "/sim/lanes")
+        self.observation = policy.observation
 
-    def step(self, inputs: Mapping[str, Any]) -> dict[str, DrivingAction]:
-        ego: EgoState = inputs["/sim/ego"]
-        objects: ObjectList | None = inputs.get(self.objects_topic)
-        lanes: LaneGeometry | None = inputs.get("/sim/lanes")
-        header = Header(stamp_ns=ego.header.stamp_ns, frame_id="ego")
-        if objects is None or lanes is None:
-            return {
-                "/planning/action": DrivingAction(
-                    header=header,
-                    action=MetaAction.SLOWER,
-                    planner=self.name,
-                    fallback=True,
-                    reason="inputs missing",
-                )
-            }
-        observation = kinematics_from_bus(ego, objects, lanes, self.policy.observation)
-        action = MetaAction(self.policy.act(observation))
-        return {"/planning/action": DrivingAction(header=header, action=action, planner=self.name)}
+    def choose(self, observation: np.ndarray, ego: EgoState) -> MetaAction:
+        return MetaAction(self.policy.act(observation))

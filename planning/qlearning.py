@@ -11,15 +11,15 @@ discretiser serves training in highway-env and driving on the bus:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bus.messages import DrivingAction, EgoState, Header, LaneGeometry, MetaAction, ObjectList
-from planning.observation import KinematicsConfig, kinematics_from_bus
+from bus.messages import EgoState, MetaAction
+from planning.learned import ObservationPlanner
+from planning.observation import KinematicsConfig
 from planning.policy_io import PolicyFileError, load_npz_policy, save_npz_policy
 
 QLEARNING_OBSERVATION = KinematicsConfig(
@@ -200,32 +200,15 @@ def _discretizer_to_dict(discretizer: Discretizer) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in discretizer.__dict__.items()}
 
 
-class QLearningPlanner:
+class QLearningPlanner(ObservationPlanner):
     """Node: ``/sim/ego`` (trigger), objects, ``/sim/lanes`` -> ``/planning/action``."""
 
     name = "qlearning"
-    trigger = "/sim/ego"
 
     def __init__(self, policy: QTablePolicy, objects_topic: str = "/sim/objects") -> None:
+        super().__init__(objects_topic)
         self.policy = policy
-        self.objects_topic = objects_topic
-        self.inputs = ("/sim/ego", objects_topic, "/sim/lanes")
+        self.observation = policy.observation
 
-    def step(self, inputs: Mapping[str, Any]) -> dict[str, DrivingAction]:
-        ego: EgoState = inputs["/sim/ego"]
-        objects: ObjectList | None = inputs.get(self.objects_topic)
-        lanes: LaneGeometry | None = inputs.get("/sim/lanes")
-        header = Header(stamp_ns=ego.header.stamp_ns, frame_id="ego")
-        if objects is None or lanes is None:
-            return {
-                "/planning/action": DrivingAction(
-                    header=header,
-                    action=MetaAction.SLOWER,
-                    planner=self.name,
-                    fallback=True,
-                    reason="inputs missing",
-                )
-            }
-        observation = kinematics_from_bus(ego, objects, lanes, self.policy.observation)
-        action = MetaAction(self.policy.act_on_observation(observation, ego.lane_count))
-        return {"/planning/action": DrivingAction(header=header, action=action, planner=self.name)}
+    def choose(self, observation: np.ndarray, ego: EgoState) -> MetaAction:
+        return MetaAction(self.policy.act_on_observation(observation, ego.lane_count))

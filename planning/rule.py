@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bus.messages import DrivingAction, EgoState, Header, LaneGeometry, MetaAction, ObjectList
+from planning.fallback import fallback_action, unhealthy_inputs
 from planning.scene import Scene, build_scene
 
 LEFT, RIGHT = 1, -1
@@ -66,19 +67,9 @@ class RulePlanner:
         objects: ObjectList | None = inputs.get(self.config.objects_topic)
         lanes: LaneGeometry | None = inputs.get("/sim/lanes")
         header = Header(stamp_ns=ego.header.stamp_ns, frame_id="ego")
-        # Fallback: keep the lane and slow down when an input is dead (absent) or invalid.
-        unhealthy = [
-            topic
-            for topic, message in (
-                ("/sim/ego", ego),
-                (self.config.objects_topic, objects),
-                ("/sim/lanes", lanes),
-            )
-            if message is None or not message.header.valid
-        ]
+        unhealthy = unhealthy_inputs(inputs, self.inputs)
         if unhealthy:
-            reason = "inputs missing or invalid: " + ", ".join(unhealthy)
-            return {"/planning/action": self._message(header, MetaAction.SLOWER, reason, True)}
+            return {"/planning/action": fallback_action(header, self.name, unhealthy)}
 
         assert objects is not None and lanes is not None
         action, reason = self.decide(build_scene(ego, objects, lanes))

@@ -30,3 +30,13 @@ def output_dir(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("must name a directory, got an empty string")
     return text
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value

@@ -41,7 +41,7 @@ from bus.messages.camera import DETECTION_CLASSES, FrameLabels, Image
 from sim.camera import CameraConfig, image_array
 from sim.camera.labels import labels_to_json, yolo_box_rows, yolo_segment_rows
 from sim.camera.model import CameraModel
-from sim.commands.args import nonnegative_int, positive_int
+from sim.commands.args import nonnegative_int, positive_float, positive_int
 from sim.envs import SUPPORTED_ENVS, check_env_id
 from sim.loop import ClosedLoop
 from sim.simulator import SimConfig
@@ -77,7 +77,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--frames-per-episode", type=nonnegative_int, default=0, metavar="K",
                         help="at most K frames per episode, 0 for every control step "
                              "(default: %(default)s)")
-    parser.add_argument("--interval-s", type=_positive_float, default=1.0, metavar="S",
+    parser.add_argument("--interval-s", type=positive_float, default=1.0, metavar="S",
                         help="simulated time between saved frames, rounded to whole simulation "
                              "frames; 1 s saves one frame per control step of highway-env "
                              "(default: %(default)s)")
@@ -104,16 +104,6 @@ def _fraction(text: str) -> float:
         raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}") from None
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
     return value
 
 

@@ -9,17 +9,9 @@ import signal
 import time
 from dataclasses import dataclass
 
+from sim.commands.args import positive_float
+
 logger = logging.getLogger(__name__)
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
-    return value
 
 
 @dataclass(frozen=True)
