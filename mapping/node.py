@@ -39,9 +39,9 @@ class LocalizationConfig:
     ekf: EkfConfig = field(default_factory=EkfConfig)
 
 
-# TODO(#7): `drivestack sim` does not start this node yet (sim/commands/sim.py belongs to the
-# spine); and the start pose is the first ego pose with `initial_sigma` (a GNSS stand-in)
-# because the localizer has no global relocalization without a prior.
+# TODO(#7): `drivestack sim` has no option to run this node in the loop yet (only
+# eval-localizer drives it); and the start pose is the first ego pose with `initial_sigma`
+# (a GNSS stand-in) because the localizer has no global relocalization without a prior.
 class LocalizationNode:
     """Node: ``/sim/ego`` (+ camera) -> ``/mapping/pose`` (+ ``/mapping/fix``)."""
 
