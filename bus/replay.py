@@ -202,7 +202,8 @@ class LogReader:
         report = self.report = ReadReport(self.path, size_bytes=self.path.stat().st_size)
         schemas: dict[int, Schema] = {}
         channels: dict[int, Channel] = {}
-        index: _Index | None | bool = False  # False: not read yet
+        index: _Index | None = None
+        index_read = False
         with open(self.path, "rb") as stream:
             records = self._records(stream, skip_magic=False)
             offset = len(MCAP_MAGIC)
@@ -217,10 +218,10 @@ class LogReader:
                 except StopIteration:
                     break
                 except Exception as error:  # noqa: BLE001 - untrusted bytes: any failure ends the read
-                    if index is False:
-                        index = _read_index(stream, report.size_bytes)
+                    if not index_read:
+                        index, index_read = _read_index(stream, report.size_bytes), True
                     resume = index.resume_offset(offset) if index else None
-                    if index and resume is not None:
+                    if index is not None and resume is not None:
                         report.damaged.append(DamagedRange(offset, resume, _describe(error)))
                         schemas.update(index.schemas)
                         channels.update(index.channels)
@@ -251,7 +252,7 @@ class LogReader:
                         )
                     elif isinstance(item, Footer):
                         report.complete = True
-        if report.damaged and index and index.message_count is not None:
+        if report.damaged and index is not None and index.message_count is not None:
             report.lost_messages = max(index.message_count - report.messages, 0)
         if warn and (message := report.warning()):
             self._warn_once(message)

@@ -113,6 +113,7 @@ def _double_dqn_class():
             self.policy.set_training_mode(True)
             self._update_learning_rate(self.policy.optimizer)
             losses = []
+            assert self.replay_buffer is not None
             for _ in range(gradient_steps):
                 batch = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
                 discounts = batch.discounts if batch.discounts is not None else self.gamma
@@ -291,7 +292,7 @@ def _callbacks(config: TrainConfig, out: Path, progress: bool):
                 if buffer:
                     self.bar.set_postfix(
                         ret=f"{np.mean([e['r'] for e in buffer]):.1f}",
-                        eps=f"{self.model.exploration_rate:.2f}",
+                        eps=f"{self.model.exploration_rate:.2f}",  # type: ignore[attr-defined]
                     )
                 self.bar.refresh()
             return True
@@ -308,7 +309,7 @@ def _callbacks(config: TrainConfig, out: Path, progress: bool):
 
     class ExportBest(BaseCallback):
         def _on_step(self) -> bool:
-            reward = float(self.parent.best_mean_reward)
+            reward = float(self.parent.best_mean_reward)  # type: ignore[union-attr]
             export_policy(
                 self.model,
                 config,

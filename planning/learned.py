@@ -39,6 +39,7 @@ class ObservationPlanner:
         if unhealthy:
             return {"/planning/action": fallback_action(header, self.name, unhealthy)}
 
+        assert objects is not None and lanes is not None
         observation = kinematics_from_bus(ego, objects, lanes, self.observation)
         action = DrivingAction(
             header=header, action=self.choose(observation, ego), planner=self.name
