@@ -10,7 +10,7 @@
   recorder encodes and writes on its own thread), steadier than wall-clock rates on a
   shared machine.
 
-    python bench/bus.py [--messages 2000] [--round-trips 300] [--episodes 6] [--env highway-fast-v0]
+    python -m bench.bus [--messages 2000] [--round-trips 300] [--episodes 6] [--env highway-fast-v0]
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Scenes are captured from highway-env drives (traffic, trucks, pedestrians, signs, landmarks,
 lanes); the table then times the camera alone on them: rendering with labels (what the
-simulator does every step), and rendering only. Run: ``python bench/camera.py``.
+simulator does every step), and rendering only. Run: ``python -m bench.camera``.
 """
 
 from __future__ import annotations
@@ -39,16 +39,23 @@ def capture_scenes(env_id: str, seeds: list[int], steps: int) -> list[SceneInput
     for seed in seeds:
         simulator.reset(seed)
         for _ in range(steps):
-            scenes.append(SceneInput(latest["/sim/ego"], latest["/sim/objects"],  # type: ignore[arg-type]
-                                     latest["/sim/lanes"], latest["/sim/static"]))  # type: ignore[arg-type]
+            scenes.append(
+                SceneInput(
+                    latest["/sim/ego"],
+                    latest["/sim/objects"],  # type: ignore[arg-type]
+                    latest["/sim/lanes"],
+                    latest["/sim/static"],
+                )
+            )  # type: ignore[arg-type]
             if simulator.step().done:
                 break
     simulator.close()
     return scenes
 
 
-def time_camera(camera: FrontCamera, scenes: list[SceneInput], repeats: int,
-                labels: bool) -> tuple[float, float, float]:
+def time_camera(
+    camera: FrontCamera, scenes: list[SceneInput], repeats: int, labels: bool
+) -> tuple[float, float, float]:
     """Frames per second of wall time and of this process's CPU time (equal on an idle
     machine; on a shared one the CPU figure is what one free core would give), and the
     95th-percentile wall time of a frame [ms]."""
@@ -77,19 +84,27 @@ def main() -> None:
     cv2.setNumThreads(1)
     scenes = capture_scenes(args.env, list(range(args.seeds)), args.steps)
     objects = np.mean([len(s.objects.objects) for s in scenes])
-    print(f"{len(scenes)} scenes from {args.env}, {objects:.0f} objects each on average; "
-          f"one core (cv2 threads 1); load average {os.getloadavg()[0]:.1f}")
-    print(f"{'resolution':>10}  {'randomised':>10}  {'labels':>6}  {'fps_wall':>8}  "
-          f"{'fps_cpu':>7}  {'p95_ms':>7}")
+    print(
+        f"{len(scenes)} scenes from {args.env}, {objects:.0f} objects each on average; "
+        f"one core (cv2 threads 1); load average {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"{'resolution':>10}  {'randomised':>10}  {'labels':>6}  {'fps_wall':>8}  "
+        f"{'fps_cpu':>7}  {'p95_ms':>7}"
+    )
     for width, height in RESOLUTIONS:
         for randomised in (True, False):
-            camera = FrontCamera(CameraConfig(width_px=width, height_px=height),
-                                 RandomizationConfig(enabled=randomised))
+            camera = FrontCamera(
+                CameraConfig(width_px=width, height_px=height),
+                RandomizationConfig(enabled=randomised),
+            )
             camera.reset(0)
             for labels in (True, False):
                 fps, fps_cpu, p95 = time_camera(camera, scenes, args.repeats, labels)
-                print(f"{width}x{height:<5}  {str(randomised):>10}  {str(labels):>6}  "
-                      f"{fps:8.1f}  {fps_cpu:7.1f}  {p95:7.2f}")
+                print(
+                    f"{width}x{height:<5}  {str(randomised):>10}  {str(labels):>6}  "
+                    f"{fps:8.1f}  {fps_cpu:7.1f}  {p95:7.2f}"
+                )
 
 
 if __name__ == "__main__":

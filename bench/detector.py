@@ -1,7 +1,7 @@
 """Detector benchmark: speed at 640x360, AP on held-out simulated episodes, car AP on the
 real KITTI frames; our shipped model next to the COCO ONNX teachers. Prints tables.
 
-    python bench/detector.py [--sim-data DIR] [--weights W ...] [--frames 30]
+    python -m bench.detector [--sim-data DIR] [--weights W ...] [--frames 30]
 
 --sim-data is a make-dataset directory of held-out episodes (seeds not used for training),
 e.g. ``drivestack make-dataset --env highway-fast-v0 --frames 300 --frames-per-episode 20

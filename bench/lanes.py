@@ -2,8 +2,8 @@
 over the frames of a make-dataset directory (its per-frame JSON holds the true lane lines
 in the ego frame; its episode files hold the camera calibration).
 
-    python bench/lanes.py --data runs/data/sim_test
-    python bench/lanes.py --tusimple ../shared/data/lanes/tusimple_sample
+    python -m bench.lanes --data runs/data/sim_test
+    python -m bench.lanes --tusimple ../shared/data/lanes/tusimple_sample
 
 On the real TuSimple samples (no calibration) it scores the paint-pixel stage instead:
 precision and recall of the stripe pixels against the lane masks (a pixel counts as

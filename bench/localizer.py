@@ -1,6 +1,6 @@
 """Localizer benchmark: accuracy and speed on held-out simulated drives, and on real KITTI frames.
 
-    python bench/localizer.py [--seeds 1000-1009] [--weights FILE] [--skip-sim] [--skip-real]
+    python -m bench.localizer [--seeds 1000-1009] [--weights FILE] [--skip-sim] [--skip-real]
 
 Simulation: the shipped CNN localizer with the EKF on held-out seeds (see
 ``mapping/evaluation.py``); median / 95th-percentile position error, median heading error,

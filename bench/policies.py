@@ -18,7 +18,7 @@ Steps (each also runnable by hand; this script only chains them):
 3. print the table and the verdict on the targets: every DQN seed reaches mean return >= 25
    and crash rate <= 5 %, trained in <= 30 min of wall time; DQN beats rule and random.
 
-    python bench/policies.py [--no-train] [--episodes 100] [--workers 2] [--highway-v0-episodes 20]
+    python -m bench.policies [--no-train] [--episodes 100] [--workers 2] [--highway-v0-episodes 20]
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Sign classifier benchmark: held-out accuracy of the shipped weights on the real crops
 (the last 20 % of each class's files), per class, and the classification speed.
 
-    python bench/signs.py [--data ../shared/data/signs]
+    python -m bench.signs [--data ../shared/data/signs]
 """
 
 from __future__ import annotations

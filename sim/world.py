@@ -34,8 +34,16 @@ SIGN_PLATE_CENTER_HEIGHT_M = 2.4
 OTHER_SIGN_TYPES = (SignType.STOP, SignType.YIELD, SignType.NO_OVERTAKING, SignType.WARNING)
 
 LANDMARK_COLORS_RGB = (
-    (200, 40, 40), (240, 240, 235), (30, 90, 190), (245, 200, 30), (40, 150, 70),
-    (120, 60, 160), (240, 120, 20), (30, 30, 35), (150, 200, 230), (170, 110, 70),
+    (200, 40, 40),
+    (240, 240, 235),
+    (30, 90, 190),
+    (245, 200, 30),
+    (40, 150, 70),
+    (120, 60, 160),
+    (240, 120, 20),
+    (30, 30, 35),
+    (150, 200, 230),
+    (170, 110, 70),
 )
 """Palette the landmark colour patterns are drawn from."""
 
@@ -128,16 +136,24 @@ class World:
         )
         self._walkers = self._pedestrians(segments, rng) if road_users else []
         trucks = convert_to_trucks(world, rng, self.config) if road_users else 0
-        logger.debug("world: %d signs, %d landmarks, %d pedestrians, %d trucks",
-                     len(self.static.signs), len(self.static.landmarks), len(self._walkers), trucks)
+        logger.debug(
+            "world: %d signs, %d landmarks, %d pedestrians, %d trucks",
+            len(self.static.signs),
+            len(self.static.landmarks),
+            len(self._walkers),
+            trucks,
+        )
         return self.static
 
     def _signs(self, segments) -> list[TrafficSign]:
         signs: list[TrafficSign] = []
         for road_id, _left, right in segments:
             other = 0
-            s_values = np.arange(self.config.sign_spacing_m / 2, _extent(right, self.config),
-                                 self.config.sign_spacing_m)
+            s_values = np.arange(
+                self.config.sign_spacing_m / 2,
+                _extent(right, self.config),
+                self.config.sign_spacing_m,
+            )
             for index, s in enumerate(s_values):
                 lateral = right.width_at(s) / 2 + self.config.sign_offset_m
                 x, y = xy_from_highway(right.position(s, lateral))
@@ -147,12 +163,17 @@ class World:
                 else:
                     sign_type, limit = OTHER_SIGN_TYPES[other % len(OTHER_SIGN_TYPES)], 0.0
                     other += 1
-                signs.append(TrafficSign(
-                    sign_id=SIGN_ID_BASE + len(signs), sign_type=sign_type,
-                    pose=Pose2D(x, y, face_yaw), plate_size_m=SIGN_PLATE_SIZE_M,
-                    plate_center_height_m=SIGN_PLATE_CENTER_HEIGHT_M, speed_limit_mps=limit,
-                    road_id=road_id,
-                ))
+                signs.append(
+                    TrafficSign(
+                        sign_id=SIGN_ID_BASE + len(signs),
+                        sign_type=sign_type,
+                        pose=Pose2D(x, y, face_yaw),
+                        plate_size_m=SIGN_PLATE_SIZE_M,
+                        plate_center_height_m=SIGN_PLATE_CENTER_HEIGHT_M,
+                        speed_limit_mps=limit,
+                        road_id=road_id,
+                    )
+                )
         return signs
 
     def _landmarks(self, segments, network, rng: np.random.Generator) -> list[Landmark]:
@@ -175,11 +196,17 @@ class World:
                     count = 1 if shape == LandmarkShape.BILLBOARD else int(rng.integers(2, 5))
                     picks = rng.choice(len(LANDMARK_COLORS_RGB), size=2, replace=False)
                     colors = tuple(LANDMARK_COLORS_RGB[int(picks[i % 2])] for i in range(count))
-                    landmarks.append(Landmark(
-                        landmark_id=LANDMARK_ID_BASE + len(landmarks), shape=shape,
-                        pose=Pose2D(x, y, yaw), length_m=length, width_m=width, height_m=height,
-                        colors_rgb=colors,
-                    ))
+                    landmarks.append(
+                        Landmark(
+                            landmark_id=LANDMARK_ID_BASE + len(landmarks),
+                            shape=shape,
+                            pose=Pose2D(x, y, yaw),
+                            length_m=length,
+                            width_m=width,
+                            height_m=height,
+                            colors_rgb=colors,
+                        )
+                    )
                 s += float(rng.uniform(*self.config.landmark_spacing_m))
         return landmarks
 
@@ -196,17 +223,33 @@ class World:
                 lateral = lane.width_at(s) / 2 + float(rng.uniform(*cfg.pedestrian_offset_m))
                 direction = 1.0 if rng.random() < 0.5 else -1.0
                 speed = float(rng.uniform(*cfg.pedestrian_speed_mps)) * direction
-                walkers.append(_Walker(PEDESTRIAN_ID_BASE + len(walkers), lane,
-                                       s, lateral if on_right else -lateral, speed, False))
+                walkers.append(
+                    _Walker(
+                        PEDESTRIAN_ID_BASE + len(walkers),
+                        lane,
+                        s,
+                        lateral if on_right else -lateral,
+                        speed,
+                        False,
+                    )
+                )
             for s in cfg.crossings_s_m:
                 # Walks from beyond the left edge to beyond the right edge and back.
                 # TODO(#5): highway-env traffic does not see walkers, so crossings are only
                 # safe for the ego's own planner to handle; none of the scenarios has any yet.
                 span = _road_span_m(left, right, s) + 2 * cfg.pedestrian_offset_m[0]
                 speed = float(rng.uniform(*cfg.pedestrian_speed_mps))
-                walkers.append(_Walker(PEDESTRIAN_ID_BASE + len(walkers), left, float(s),
-                                       -left.width_at(s) / 2 - cfg.pedestrian_offset_m[0],
-                                       speed, True, span))
+                walkers.append(
+                    _Walker(
+                        PEDESTRIAN_ID_BASE + len(walkers),
+                        left,
+                        float(s),
+                        -left.width_at(s) / 2 - cfg.pedestrian_offset_m[0],
+                        speed,
+                        True,
+                        span,
+                    )
+                )
         return walkers
 
     def pedestrian_states(self, time_s: float) -> list[tuple[int, Pose2D, Vector2]]:
@@ -228,23 +271,35 @@ class World:
                 speed = abs(walker.speed_mps)
             x, y = xy_from_highway(walker.lane.position(s, lateral))
             yaw = wrap_angle(-heading)
-            states.append((walker.object_id, Pose2D(x, y, yaw),
-                           Vector2(speed * math.cos(yaw), speed * math.sin(yaw))))
+            states.append(
+                (
+                    walker.object_id,
+                    Pose2D(x, y, yaw),
+                    Vector2(speed * math.cos(yaw), speed * math.sin(yaw)),
+                )
+            )
         return states
 
     def with_pedestrians(self, objects: ObjectList, ego: EgoState, time_s: float) -> ObjectList:
         """``objects`` with the pedestrians appended (class PEDESTRIAN, lane index -1)."""
-        ego_velocity = Vector2(ego.speed_mps * math.cos(ego.pose.yaw),
-                               ego.speed_mps * math.sin(ego.pose.yaw))
+        ego_velocity = Vector2(
+            ego.speed_mps * math.cos(ego.pose.yaw), ego.speed_mps * math.sin(ego.pose.yaw)
+        )
         walkers = []
         for object_id, pose, velocity in self.pedestrian_states(time_s):
             relative = Vector2(velocity.x - ego_velocity.x, velocity.y - ego_velocity.y)
-            walkers.append(ObjectState(
-                object_id=object_id, object_class=ObjectClass.PEDESTRIAN, pose=pose,
-                velocity_mps=velocity, ego_pose=to_ego_frame(ego.pose, pose),
-                ego_velocity_mps=rotate_to_ego(ego.pose, relative),
-                length_m=PEDESTRIAN_LENGTH_M, width_m=PEDESTRIAN_WIDTH_M,
-            ))
+            walkers.append(
+                ObjectState(
+                    object_id=object_id,
+                    object_class=ObjectClass.PEDESTRIAN,
+                    pose=pose,
+                    velocity_mps=velocity,
+                    ego_pose=to_ego_frame(ego.pose, pose),
+                    ego_velocity_mps=rotate_to_ego(ego.pose, relative),
+                    length_m=PEDESTRIAN_LENGTH_M,
+                    width_m=PEDESTRIAN_WIDTH_M,
+                )
+            )
         return ObjectList(header=objects.header, objects=objects.objects + tuple(walkers))
 
 
@@ -263,14 +318,17 @@ def convert_to_trucks(world, rng: np.random.Generator, config: WorldConfig) -> i
         width = float(rng.uniform(*config.truck_width_m))
         grow_m = (length - vehicle.LENGTH) / 2
         front, rear = world.road.neighbour_vehicles(vehicle, vehicle.lane_index)
-        if any(other is not None and _bumper_gap_m(vehicle, other) < grow_m + 6.0
-               for other in (front, rear)):
+        if any(
+            other is not None and _bumper_gap_m(vehicle, other) < grow_m + 6.0
+            for other in (front, rear)
+        ):
             continue
         vehicle.LENGTH, vehicle.WIDTH = length, width
         vehicle.diagonal = float(np.hypot(length, width))
         if hasattr(vehicle, "target_speed"):
-            vehicle.target_speed = min(float(vehicle.target_speed),
-                                       float(rng.uniform(*config.truck_speed_mps)))
+            vehicle.target_speed = min(
+                float(vehicle.target_speed), float(rng.uniform(*config.truck_speed_mps))
+            )
         trucks += 1
     return trucks
 

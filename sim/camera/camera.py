@@ -33,9 +33,12 @@ class FrontCamera:
     :param renderer: any :class:`Renderer`; the OpenCV rasteriser by default.
     """
 
-    def __init__(self, config: CameraConfig | None = None,
-                 randomization: RandomizationConfig | None = None,
-                 renderer: Renderer | None = None) -> None:
+    def __init__(
+        self,
+        config: CameraConfig | None = None,
+        randomization: RandomizationConfig | None = None,
+        renderer: Renderer | None = None,
+    ) -> None:
         self.config = config or CameraConfig()
         self.randomization = randomization or RandomizationConfig()
         self.renderer: Renderer = renderer or OpenCVRenderer()
@@ -46,10 +49,12 @@ class FrontCamera:
     def reset(self, seed: int) -> CameraInfo:
         """Draw the episode's look and mount from ``seed``; returns the calibration."""
         self.appearance = sample_appearance(seed, self.randomization)
-        self.model = CameraModel(self.config.jittered(
-            self.config.height_m + self.appearance.height_offset_m,
-            self.config.pitch_deg + self.appearance.pitch_offset_deg,
-        ))
+        self.model = CameraModel(
+            self.config.jittered(
+                self.config.height_m + self.appearance.height_offset_m,
+                self.config.pitch_deg + self.appearance.pitch_offset_deg,
+            )
+        )
         self.frame_index = 0
         return self.info()
 
@@ -63,8 +68,9 @@ class FrontCamera:
         header = Header(stamp_ns=stamp_ns, seq=seq, frame_id="camera")
         pixels = np.ascontiguousarray(result.image)
         height, width = pixels.shape[:2]
-        image = Image(header=header, height=height, width=width, encoding="rgb8",
-                      data=pixels.tobytes())
+        image = Image(
+            header=header, height=height, width=width, encoding="rgb8", data=pixels.tobytes()
+        )
         labels = frame_labels(header, result, scene.lanes, self.model, scene.ego.pose)
         return CameraFrame(pixels, image, labels, result)
 
@@ -78,6 +84,8 @@ def image_array(image: Image) -> np.ndarray:
         raise ValueError(f"image encoding {image.encoding!r} is not supported (expected rgb8)")
     expected = image.height * image.width * 3
     if len(image.data) != expected:
-        raise ValueError(f"image data has {len(image.data)} bytes, expected {expected} "
-                         f"for {image.width}x{image.height} rgb8")
+        raise ValueError(
+            f"image data has {len(image.data)} bytes, expected {expected} "
+            f"for {image.width}x{image.height} rgb8"
+        )
     return np.frombuffer(image.data, dtype=np.uint8).reshape(image.height, image.width, 3)

@@ -33,17 +33,24 @@ def box_labels(result: RenderResult, width: int, height: int) -> tuple[BoxLabel,
         inside_w = max(min(x1, width) - max(x0, 0.0), 0.0)
         inside_h = max(min(y1, height) - max(y0, 0.0), 0.0)
         truncation = 1.0 - inside_w * inside_h / outline_area
-        labels.append(BoxLabel(
-            object_id=item.object_id, label_class=item.label_class, bbox_xyxy=item.bbox_xyxy,
-            visible_fraction=min(item.visible_px / item.unoccluded_px, 1.0),
-            truncation=float(min(max(truncation, 0.0), 1.0)), distance_m=item.distance_m,
-            visible_px=item.visible_px, sign_type=item.sign_type,
-        ))
+        labels.append(
+            BoxLabel(
+                object_id=item.object_id,
+                label_class=item.label_class,
+                bbox_xyxy=item.bbox_xyxy,
+                visible_fraction=min(item.visible_px / item.unoccluded_px, 1.0),
+                truncation=float(min(max(truncation, 0.0), 1.0)),
+                distance_m=item.distance_m,
+                visible_px=item.visible_px,
+                sign_type=item.sign_type,
+            )
+        )
     return tuple(labels)
 
 
-def lane_labels(lanes: LaneGeometry, camera: CameraModel,
-                ego_pose: Pose2D) -> tuple[LaneLineLabel, ...]:
+def lane_labels(
+    lanes: LaneGeometry, camera: CameraModel, ego_pose: Pose2D
+) -> tuple[LaneLineLabel, ...]:
     """Painted boundaries in front of the camera as image and ``ego``-frame polylines."""
     config = camera.config
     rotation, translation = camera.map_to_camera(ego_pose)
@@ -62,7 +69,7 @@ def lane_labels(lanes: LaneGeometry, camera: CameraModel,
         last = first
         while last + 1 < len(inside) and inside[last + 1]:
             last += 1
-        run = camera_points[first:last + 1]
+        run = camera_points[first : last + 1]
         if first > 0:  # start exactly on the near plane
             a, b = camera_points[first - 1], camera_points[first]
             t = (config.near_m - a[2]) / (b[2] - a[2])
@@ -71,21 +78,33 @@ def lane_labels(lanes: LaneGeometry, camera: CameraModel,
         in_image = _clip_polyline(pixels, config.width_px, config.height_px)
         if len(in_image) < MIN_LANE_POINTS:
             continue
-        delta = points[first:last + 1] - np.array([ego_pose.x, ego_pose.y])
-        road_points = np.stack([cos_yaw * delta[:, 0] + sin_yaw * delta[:, 1],
-                                -sin_yaw * delta[:, 0] + cos_yaw * delta[:, 1]], axis=1)
-        labels.append(LaneLineLabel(
-            line_index=boundary.index, kind=boundary.kind,
-            image_points=tuple(map(tuple, in_image.tolist())),
-            road_points=tuple(map(tuple, road_points.tolist())),
-        ))
+        delta = points[first : last + 1] - np.array([ego_pose.x, ego_pose.y])
+        road_points = np.stack(
+            [
+                cos_yaw * delta[:, 0] + sin_yaw * delta[:, 1],
+                -sin_yaw * delta[:, 0] + cos_yaw * delta[:, 1],
+            ],
+            axis=1,
+        )
+        labels.append(
+            LaneLineLabel(
+                line_index=boundary.index,
+                kind=boundary.kind,
+                image_points=tuple(map(tuple, in_image.tolist())),
+                road_points=tuple(map(tuple, road_points.tolist())),
+            )
+        )
     return tuple(labels)
 
 
 def _clip_polyline(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
     """The first stretch of a polyline (N, 2) inside the image rectangle, ends interpolated."""
-    inside = ((pixels[:, 0] >= 0) & (pixels[:, 0] <= width) & (pixels[:, 1] >= 0)
-              & (pixels[:, 1] <= height))
+    inside = (
+        (pixels[:, 0] >= 0)
+        & (pixels[:, 0] <= width)
+        & (pixels[:, 1] >= 0)
+        & (pixels[:, 1] <= height)
+    )
     if not inside.any():
         # No vertex inside; a segment may still cross the image.
         for a, b in zip(pixels[:-1], pixels[1:], strict=True):
@@ -96,7 +115,7 @@ def _clip_polyline(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
     first = int(np.argmax(inside))
     outside_after = np.flatnonzero(~inside[first:])
     last = first + int(outside_after[0]) - 1 if len(outside_after) else len(pixels) - 1
-    run = [pixels[first:last + 1]]
+    run = [pixels[first : last + 1]]
     if first > 0:
         run.insert(0, _clip_segment(pixels[first - 1], pixels[first], width, height)[0][None])
     if last + 1 < len(pixels):
@@ -123,11 +142,14 @@ def _clip_segment(a: np.ndarray, b: np.ndarray, width: int, height: int):
     return a + t0 * d, a + t1 * d
 
 
-def frame_labels(header: Header, result: RenderResult, lanes: LaneGeometry, camera: CameraModel,
-                 ego_pose: Pose2D) -> FrameLabels:
+def frame_labels(
+    header: Header, result: RenderResult, lanes: LaneGeometry, camera: CameraModel, ego_pose: Pose2D
+) -> FrameLabels:
     width, height = camera.config.width_px, camera.config.height_px
     return FrameLabels(
-        header=header, width=width, height=height,
+        header=header,
+        width=width,
+        height=height,
         boxes=box_labels(result, width, height),
         lane_lines=lane_labels(lanes, camera, ego_pose),
     )
@@ -136,21 +158,28 @@ def frame_labels(header: Header, result: RenderResult, lanes: LaneGeometry, came
 def keep_for_training(box: BoxLabel, min_visible_fraction: float, min_height_px: float) -> bool:
     """Whether a box belongs in a detection dataset: a detector class, visible enough."""
     x0, y0, x1, y1 = box.bbox_xyxy
-    return (box.label_class.value in CLASS_IDS and box.visible_fraction >= min_visible_fraction
-            and (y1 - y0) >= min_height_px and (x1 - x0) >= 1.0)
+    return (
+        box.label_class.value in CLASS_IDS
+        and box.visible_fraction >= min_visible_fraction
+        and (y1 - y0) >= min_height_px
+        and (x1 - x0) >= 1.0
+    )
 
 
-def yolo_box_rows(labels: FrameLabels, min_visible_fraction: float = 0.25,
-                  min_height_px: float = 4.0) -> list[str]:
+def yolo_box_rows(
+    labels: FrameLabels, min_visible_fraction: float = 0.25, min_height_px: float = 4.0
+) -> list[str]:
     """YOLO detection rows ``class cx cy w h`` (normalised) of the boxes worth training on."""
     rows = []
     for box in labels.boxes:
         if not keep_for_training(box, min_visible_fraction, min_height_px):
             continue
         x0, y0, x1, y1 = box.bbox_xyxy
-        rows.append(f"{CLASS_IDS[box.label_class.value]} {(x0 + x1) / 2 / labels.width:.6f} "
-                    f"{(y0 + y1) / 2 / labels.height:.6f} {(x1 - x0) / labels.width:.6f} "
-                    f"{(y1 - y0) / labels.height:.6f}")
+        rows.append(
+            f"{CLASS_IDS[box.label_class.value]} {(x0 + x1) / 2 / labels.width:.6f} "
+            f"{(y0 + y1) / 2 / labels.height:.6f} {(x1 - x0) / labels.width:.6f} "
+            f"{(y1 - y0) / labels.height:.6f}"
+        )
     return rows
 
 
@@ -184,18 +213,30 @@ def yolo_segment_rows(labels: FrameLabels, camera: CameraModel) -> list[str]:
 def labels_to_json(labels: FrameLabels) -> dict:
     """Plain-JSON form of a frame's labels (what the dataset's per-frame files hold)."""
     return {
-        "stamp_ns": labels.header.stamp_ns, "seq": labels.header.seq,
-        "width": labels.width, "height": labels.height,
-        "boxes": [{
-            "object_id": b.object_id, "class": b.label_class.value,
-            "bbox_xyxy": [round(v, 3) for v in b.bbox_xyxy],
-            "visible_fraction": round(b.visible_fraction, 4), "truncation": round(b.truncation, 4),
-            "distance_m": round(b.distance_m, 3), "visible_px": b.visible_px,
-            "sign_type": b.sign_type,
-        } for b in labels.boxes],
-        "lane_lines": [{
-            "line_index": line.line_index, "kind": line.kind,
-            "image_points": [[round(u, 2), round(v, 2)] for u, v in line.image_points],
-            "road_points": [[round(x, 3), round(y, 3)] for x, y in line.road_points],
-        } for line in labels.lane_lines],
+        "stamp_ns": labels.header.stamp_ns,
+        "seq": labels.header.seq,
+        "width": labels.width,
+        "height": labels.height,
+        "boxes": [
+            {
+                "object_id": b.object_id,
+                "class": b.label_class.value,
+                "bbox_xyxy": [round(v, 3) for v in b.bbox_xyxy],
+                "visible_fraction": round(b.visible_fraction, 4),
+                "truncation": round(b.truncation, 4),
+                "distance_m": round(b.distance_m, 3),
+                "visible_px": b.visible_px,
+                "sign_type": b.sign_type,
+            }
+            for b in labels.boxes
+        ],
+        "lane_lines": [
+            {
+                "line_index": line.line_index,
+                "kind": line.kind,
+                "image_points": [[round(u, 2), round(v, 2)] for u, v in line.image_points],
+                "road_points": [[round(x, 3), round(y, 3)] for x, y in line.road_points],
+            }
+            for line in labels.lane_lines
+        ],
     }

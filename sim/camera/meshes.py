@@ -72,9 +72,13 @@ class TemplateBuilder:
         self._colors: list[tuple[float, float, float]] = []
         self._decals: list[bool] = []
 
-    def polygon(self, points: list[tuple[Bound, Bound, Bound]], role: int = FIXED,
-                color: tuple[float, float, float] = (0, 0, 0),
-                decal: bool = False) -> TemplateBuilder:
+    def polygon(
+        self,
+        points: list[tuple[Bound, Bound, Bound]],
+        role: int = FIXED,
+        color: tuple[float, float, float] = (0, 0, 0),
+        decal: bool = False,
+    ) -> TemplateBuilder:
         for bx, by, bz in points:
             self._scale.append((bx[0], by[0], bz[0]))
             self._offset.append((bx[1], by[1], bz[1]))
@@ -84,22 +88,33 @@ class TemplateBuilder:
         self._decals.append(decal)
         return self
 
-    def box(self, x: tuple[Bound, Bound], y: tuple[Bound, Bound], z: tuple[Bound, Bound],
-            role: int = FIXED, color=(0, 0, 0), faces=ALL_FACES) -> TemplateBuilder:
+    def box(
+        self,
+        x: tuple[Bound, Bound],
+        y: tuple[Bound, Bound],
+        z: tuple[Bound, Bound],
+        role: int = FIXED,
+        color=(0, 0, 0),
+        faces=ALL_FACES,
+    ) -> TemplateBuilder:
         """A box (or a decal: a box flat along one axis, with the faces of that axis)."""
         bounds = (x, y, z)
         flat = any(low == high for low, high in bounds)
         for face in faces:
-            points = [(bounds[0][x_bit], bounds[1][y_bit], bounds[2][z_bit])
-                      for x_bit, y_bit, z_bit in _BOX_FACES[face]]
+            points = [
+                (bounds[0][x_bit], bounds[1][y_bit], bounds[2][z_bit])
+                for x_bit, y_bit, z_bit in _BOX_FACES[face]
+            ]
             self.polygon(points, role, color, decal=flat)
         return self
 
     def build(self) -> Template:
         counts = np.array(self._counts, dtype=np.int64)
         return Template(
-            scale=np.array(self._scale, dtype=float), offset=np.array(self._offset, dtype=float),
-            starts=np.concatenate(([0], np.cumsum(counts)[:-1])), counts=counts,
+            scale=np.array(self._scale, dtype=float),
+            offset=np.array(self._offset, dtype=float),
+            starts=np.concatenate(([0], np.cumsum(counts)[:-1])),
+            counts=counts,
             roles=np.array(self._roles, dtype=np.int64),
             colors=np.array(self._colors, dtype=np.float32),
             decals=np.array(self._decals, dtype=bool),
@@ -126,14 +141,29 @@ def car_template() -> Template:
     b.box((scaled(-0.5), scaled(-0.5)), glass_y, window_z, GLASS, faces=("-x",))
     b.box((scaled(0.5), scaled(0.5)), glass_y, window_z, GLASS, faces=("+x",))
     for side, face in ((0.5, "+y"), (-0.5, "-y")):
-        b.box((scaled(-0.33), scaled(0.22)), (scaled(side), scaled(side)), window_z, GLASS,
-              faces=(face,))
+        b.box(
+            (scaled(-0.33), scaled(0.22)),
+            (scaled(side), scaled(side)),
+            window_z,
+            GLASS,
+            faces=(face,),
+        )
         for wheel_x in (-0.3, 0.3):
-            b.box((scaled(wheel_x, -0.35), scaled(wheel_x, 0.35)), (scaled(side), scaled(side)),
-                  (fixed(0.0), fixed(0.42)), DARK, faces=(face,))
+            b.box(
+                (scaled(wheel_x, -0.35), scaled(wheel_x, 0.35)),
+                (scaled(side), scaled(side)),
+                (fixed(0.0), fixed(0.42)),
+                DARK,
+                faces=(face,),
+            )
     for y0, y1 in ((-0.46, -0.3), (0.3, 0.46)):
-        b.box((scaled(-0.5), scaled(-0.5)), (scaled(y0), scaled(y1)),
-              (fixed(0.42 * h), fixed(0.52 * h)), TAIL_LIGHT, faces=("-x",))
+        b.box(
+            (scaled(-0.5), scaled(-0.5)),
+            (scaled(y0), scaled(y1)),
+            (fixed(0.42 * h), fixed(0.52 * h)),
+            TAIL_LIGHT,
+            faces=("-x",),
+        )
     b.box((scaled(-0.5), scaled(-0.5)), full_y, (fixed(0.0), fixed(0.2 * h)), DARK, faces=("-x",))
     return b.build()
 
@@ -145,23 +175,43 @@ def truck_template() -> Template:
     full_y = (scaled(-0.5), scaled(0.5))
     cab_x = (scaled(0.5, -TRUCK_CAB_LENGTH_M), scaled(0.5))
     b.box(cab_x, full_y, (fixed(0.0), fixed(TRUCK_CAB_HEIGHT_M)), BODY)
-    b.box((scaled(0.5), scaled(0.5)), (scaled(-0.44), scaled(0.44)), (fixed(1.6), fixed(2.7)),
-          GLASS, faces=("+x",))
+    b.box(
+        (scaled(0.5), scaled(0.5)),
+        (scaled(-0.44), scaled(0.44)),
+        (fixed(1.6), fixed(2.7)),
+        GLASS,
+        faces=("+x",),
+    )
     cargo_x = (scaled(-0.5), scaled(0.5, -TRUCK_CAB_LENGTH_M - 0.1))
     b.box(cargo_x, full_y, (fixed(0.0), fixed(TRUCK_HEIGHT_M)), CARGO)
     rear = (scaled(-0.5), scaled(-0.5))
-    b.box(rear, (scaled(-0.01, -0.03), scaled(0.01, 0.03)), (fixed(0.9), fixed(3.7)), DARK,
-          faces=("-x",))
+    b.box(
+        rear,
+        (scaled(-0.01, -0.03), scaled(0.01, 0.03)),
+        (fixed(0.9), fixed(3.7)),
+        DARK,
+        faces=("-x",),
+    )
     b.box(rear, full_y, (fixed(0.0), fixed(0.8)), DARK, faces=("-x",))
     for y0, y1 in ((-0.47, -0.33), (0.33, 0.47)):
         b.box(rear, (scaled(y0), scaled(y1)), (fixed(0.85), fixed(1.05)), TAIL_LIGHT, faces=("-x",))
     for side, face in ((0.5, "+y"), (-0.5, "-y")):
-        b.box((scaled(0.5, -2.2), scaled(0.5, -1.0)), (scaled(side), scaled(side)),
-              (fixed(1.6), fixed(2.5)), GLASS, faces=(face,))
+        b.box(
+            (scaled(0.5, -2.2), scaled(0.5, -1.0)),
+            (scaled(side), scaled(side)),
+            (fixed(1.6), fixed(2.5)),
+            GLASS,
+            faces=(face,),
+        )
         for wheel_x in (-0.5, 0.5):
             offset = 1.6 if wheel_x < 0 else -1.3
-            b.box((scaled(wheel_x, offset - 0.5), scaled(wheel_x, offset + 0.5)),
-                  (scaled(side), scaled(side)), (fixed(0.0), fixed(1.0)), DARK, faces=(face,))
+            b.box(
+                (scaled(wheel_x, offset - 0.5), scaled(wheel_x, offset + 0.5)),
+                (scaled(side), scaled(side)),
+                (fixed(0.0), fixed(1.0)),
+                DARK,
+                faces=(face,),
+            )
     return b.build()
 
 
@@ -170,12 +220,27 @@ def pedestrian_template() -> Template:
     """A walker 1.75 m tall: legs, torso, head (no inner horizontal faces)."""
     b = TemplateBuilder()
     side = ("+x", "-x", "+y", "-y")
-    b.box((fixed(-0.12), fixed(0.12)), (fixed(-0.2), fixed(0.2)), (fixed(0.0), fixed(0.85)),
-          TROUSERS, faces=side)
-    b.box((fixed(-0.15), fixed(0.15)), (fixed(-0.25), fixed(0.25)), (fixed(0.85), fixed(1.5)),
-          BODY, faces=side)
-    b.box((fixed(-0.11), fixed(0.11)), (fixed(-0.1), fixed(0.1)),
-          (fixed(1.5), fixed(PEDESTRIAN_HEIGHT_M)), SKIN, faces=(*side, "+z"))
+    b.box(
+        (fixed(-0.12), fixed(0.12)),
+        (fixed(-0.2), fixed(0.2)),
+        (fixed(0.0), fixed(0.85)),
+        TROUSERS,
+        faces=side,
+    )
+    b.box(
+        (fixed(-0.15), fixed(0.15)),
+        (fixed(-0.25), fixed(0.25)),
+        (fixed(0.85), fixed(1.5)),
+        BODY,
+        faces=side,
+    )
+    b.box(
+        (fixed(-0.11), fixed(0.11)),
+        (fixed(-0.1), fixed(0.1)),
+        (fixed(1.5), fixed(PEDESTRIAN_HEIGHT_M)),
+        SKIN,
+        faces=(*side, "+z"),
+    )
     return b.build()
 
 
@@ -243,12 +308,22 @@ def landmark_template(landmark: Landmark) -> Template:
     elif landmark.shape == LandmarkShape.BILLBOARD:
         post = 0.15
         for x in (-0.3 * length, 0.3 * length):
-            b.box((fixed(x - post), fixed(x + post)), (fixed(-post), fixed(post)),
-                  (fixed(0.0), fixed(0.45 * height)), FIXED, POLE_GREY)
+            b.box(
+                (fixed(x - post), fixed(x + post)),
+                (fixed(-post), fixed(post)),
+                (fixed(0.0), fixed(0.45 * height)),
+                FIXED,
+                POLE_GREY,
+            )
         edges = np.linspace(-length / 2, length / 2, 4)
         z = (fixed(0.45 * height), fixed(height))
-        b.box((fixed(edges[0]), fixed(edges[-1])), (fixed(-width / 2), fixed(width / 2)), z,
-              FIXED, colors[0])
+        b.box(
+            (fixed(edges[0]), fixed(edges[-1])),
+            (fixed(-width / 2), fixed(width / 2)),
+            z,
+            FIXED,
+            colors[0],
+        )
         for index in range(3):
             stripe = (fixed(edges[index]), fixed(edges[index + 1]))
             if len(colors) > 1:
@@ -256,15 +331,15 @@ def landmark_template(landmark: Landmark) -> Template:
             else:
                 color = (240, 240, 240) if index == 1 else colors[0]
             b.box(stripe, (fixed(width / 2), fixed(width / 2)), z, FIXED, color, faces=("+y",))
-            b.box(stripe, (fixed(-width / 2), fixed(-width / 2)), z, FIXED, color,
-                  faces=("-y",))
+            b.box(stripe, (fixed(-width / 2), fixed(-width / 2)), z, FIXED, color, faces=("-y",))
     else:
         _house(b, length, width, height, colors)
     return b.build()
 
 
-def _banded_prism(b: TemplateBuilder, sides: int, rx: float, ry: float, height: float,
-                  colors: list) -> None:
+def _banded_prism(
+    b: TemplateBuilder, sides: int, rx: float, ry: float, height: float, colors: list
+) -> None:
     angles = np.pi / sides + 2 * np.pi * np.arange(sides) / sides
     scale = 1 / math.cos(np.pi / sides) if sides == 4 else 1.0
     ring = np.stack([rx * scale * np.cos(angles), ry * scale * np.sin(angles)], axis=1)
@@ -273,9 +348,16 @@ def _banded_prism(b: TemplateBuilder, sides: int, rx: float, ry: float, height: 
         z0, z1 = bands[band], bands[band + 1]
         for i in range(sides):
             (xa, ya), (xb, yb) = ring[i], ring[(i + 1) % sides]
-            b.polygon([(fixed(xa), fixed(ya), fixed(z0)), (fixed(xb), fixed(yb), fixed(z0)),
-                       (fixed(xb), fixed(yb), fixed(z1)), (fixed(xa), fixed(ya), fixed(z1))],
-                      FIXED, color)
+            b.polygon(
+                [
+                    (fixed(xa), fixed(ya), fixed(z0)),
+                    (fixed(xb), fixed(yb), fixed(z0)),
+                    (fixed(xb), fixed(yb), fixed(z1)),
+                    (fixed(xa), fixed(ya), fixed(z1)),
+                ],
+                FIXED,
+                color,
+            )
     b.polygon([(fixed(x), fixed(y), fixed(height)) for x, y in ring], FIXED, colors[-1])
 
 
@@ -286,16 +368,31 @@ def _house(b: TemplateBuilder, length: float, width: float, height: float, color
     hx, hy = length / 2, width / 2
     b.box((fixed(-hx), fixed(hx)), (fixed(-hy), fixed(hy)), (fixed(0.0), fixed(eave)), FIXED, wall)
     for y, face in ((hy, "+y"), (-hy, "-y")):
-        b.box((fixed(-0.6), fixed(0.6)), (fixed(y), fixed(y)), (fixed(0.0), fixed(2.1)), FIXED,
-              (60, 40, 30), faces=(face,))
+        b.box(
+            (fixed(-0.6), fixed(0.6)),
+            (fixed(y), fixed(y)),
+            (fixed(0.0), fixed(2.1)),
+            FIXED,
+            (60, 40, 30),
+            faces=(face,),
+        )
         for x in (-0.3 * length, 0.3 * length):
-            b.box((fixed(x - 0.6), fixed(x + 0.6)), (fixed(y), fixed(y)),
-                  (fixed(min(1.2, eave - 1.2)), fixed(min(2.2, eave - 0.3))), FIXED,
-                  (70, 90, 110), faces=(face,))
+            b.box(
+                (fixed(x - 0.6), fixed(x + 0.6)),
+                (fixed(y), fixed(y)),
+                (fixed(min(1.2, eave - 1.2)), fixed(min(2.2, eave - 0.3))),
+                FIXED,
+                (70, 90, 110),
+                faces=(face,),
+            )
     o = 0.3
     for side in (1.0, -1.0):
-        slope = [(hx + o, side * (hy + o), eave), (-hx - o, side * (hy + o), eave),
-                 (-hx - o, 0.0, height), (hx + o, 0.0, height)]
+        slope = [
+            (hx + o, side * (hy + o), eave),
+            (-hx - o, side * (hy + o), eave),
+            (-hx - o, 0.0, height),
+            (hx + o, 0.0, height),
+        ]
         if side < 0:
             slope = slope[::-1]
         b.polygon([(fixed(x), fixed(y), fixed(z)) for x, y, z in slope], FIXED, roof)

@@ -61,13 +61,17 @@ class CameraModel:
     def __init__(self, config: CameraConfig) -> None:
         self.config = config
         fx = config.width_px / 2 / math.tan(math.radians(config.hfov_deg) / 2)
-        self.k = np.array([[fx, 0.0, config.width_px / 2],
-                           [0.0, fx, config.height_px / 2],
-                           [0.0, 0.0, 1.0]])
+        self.k = np.array(
+            [[fx, 0.0, config.width_px / 2], [0.0, fx, config.height_px / 2], [0.0, 0.0, 1.0]]
+        )
         pitch = math.radians(config.pitch_deg)
-        tilt = np.array([[1.0, 0.0, 0.0],
-                         [0.0, math.cos(pitch), -math.sin(pitch)],
-                         [0.0, math.sin(pitch), math.cos(pitch)]])
+        tilt = np.array(
+            [
+                [1.0, 0.0, 0.0],
+                [0.0, math.cos(pitch), -math.sin(pitch)],
+                [0.0, math.sin(pitch), math.cos(pitch)],
+            ]
+        )
         self.r_camera_ego = tilt @ EGO_TO_CAMERA_AXES
         self.position_ego = np.array([config.forward_m, 0.0, config.height_m])
         self.t_camera_ego = -self.r_camera_ego @ self.position_ego
@@ -99,8 +103,9 @@ class CameraModel:
         """Optical centre in the ``map`` frame (3,) [m]."""
         cos_yaw, sin_yaw = math.cos(ego_pose.yaw), math.sin(ego_pose.yaw)
         forward = self.position_ego[0]
-        return np.array([ego_pose.x + cos_yaw * forward, ego_pose.y + sin_yaw * forward,
-                         self.position_ego[2]])
+        return np.array(
+            [ego_pose.x + cos_yaw * forward, ego_pose.y + sin_yaw * forward, self.position_ego[2]]
+        )
 
     def to_camera(self, points_map: np.ndarray, ego_pose: Pose2D) -> np.ndarray:
         """(N, 3) ``map`` points [m] -> (N, 3) camera-frame points [m]."""
@@ -125,9 +130,12 @@ class CameraModel:
         config = self.config
         return CameraInfo(
             header=Header(stamp_ns=stamp_ns, frame_id="camera"),
-            width=config.width_px, height=config.height_px,
+            width=config.width_px,
+            height=config.height_px,
             k=tuple(float(v) for v in self.k.ravel()),
             t_camera_ego=tuple(float(v) for v in self.transform_ego().ravel()),
-            hfov_rad=math.radians(config.hfov_deg), height_m=config.height_m,
-            pitch_rad=math.radians(config.pitch_deg), forward_m=config.forward_m,
+            hfov_rad=math.radians(config.hfov_deg),
+            height_m=config.height_m,
+            pitch_rad=math.radians(config.pitch_deg),
+            forward_m=config.forward_m,
         )

@@ -28,9 +28,15 @@ def speed_limit_text(speed_limit_mps: float) -> str:
     return str(int(round(speed_limit_mps * 3.6 / 10.0)) * 10)
 
 
-def draw_speed_limits(image: np.ndarray, instance_ids: np.ndarray, static: StaticWorld | None,
-                      camera: CameraModel, rotation: np.ndarray, translation: np.ndarray,
-                      camera_position_map: np.ndarray) -> None:
+def draw_speed_limits(
+    image: np.ndarray,
+    instance_ids: np.ndarray,
+    static: StaticWorld | None,
+    camera: CameraModel,
+    rotation: np.ndarray,
+    translation: np.ndarray,
+    camera_position_map: np.ndarray,
+) -> None:
     """Write the limits on the visible speed-limit plates of ``image`` (in place)."""
     if static is None:
         return
@@ -65,18 +71,37 @@ def draw_speed_limits(image: np.ndarray, instance_ids: np.ndarray, static: Stati
         if not (0 <= row < patch.shape[0] and 0 <= col < patch.shape[1] and own[row, col]):
             continue
         white = tuple(int(c) for c in patch[row, col])
-        _write_number(patch, speed_limit_text(sign.speed_limit_mps), (u - x0, v - y0),
-                      (radius_x, radius_y), white)
+        _write_number(
+            patch,
+            speed_limit_text(sign.speed_limit_mps),
+            (u - x0, v - y0),
+            (radius_x, radius_y),
+            white,
+        )
         image[y0:y1, x0:x1][own] = patch[own]
 
 
-def _write_number(patch: np.ndarray, text: str, centre: tuple[float, float],
-                  radii: tuple[float, float], white: tuple[int, ...]) -> None:
+def _write_number(
+    patch: np.ndarray,
+    text: str,
+    centre: tuple[float, float],
+    radii: tuple[float, float],
+    white: tuple[int, ...],
+) -> None:
     """White disc (an ellipse when seen at an angle) with ``text`` squeezed to fit it."""
     cx, cy = centre
     rx, ry = radii
-    cv2.ellipse(patch, (int(round(cx)), int(round(cy))), (int(round(rx + 0.5)),
-                int(round(ry + 0.5))), 0, 0, 360, white, -1, cv2.LINE_AA)
+    cv2.ellipse(
+        patch,
+        (int(round(cx)), int(round(cy))),
+        (int(round(rx + 0.5)), int(round(ry + 0.5))),
+        0,
+        0,
+        360,
+        white,
+        -1,
+        cv2.LINE_AA,
+    )
     # Write at a size where it fits 1.5 radii wide, then squeeze it into the ellipse.
     (text_w, text_h), baseline = cv2.getTextSize(text, FONT, 1.0, 2)
     scale = 1.5 * ry / text_w
@@ -91,4 +116,4 @@ def _write_number(patch: np.ndarray, text: str, centre: tuple[float, float],
     y1 = min(top + canvas.shape[0], patch.shape[0])
     x1 = min(left + canvas.shape[1], patch.shape[1])
     if y1 > y0 and x1 > x0:
-        patch[y0:y1, x0:x1] = canvas[y0 - top:y1 - top, x0 - left:x1 - left]
+        patch[y0:y1, x0:x1] = canvas[y0 - top : y1 - top, x0 - left : x1 - left]

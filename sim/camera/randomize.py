@@ -12,11 +12,25 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-VEHICLE_COLORS_RGB = np.array([
-    (235, 235, 235), (20, 20, 22), (150, 152, 158), (95, 98, 105), (165, 25, 25),
-    (25, 55, 140), (30, 95, 60), (210, 190, 150), (230, 160, 20), (90, 20, 30),
-    (60, 130, 190), (120, 85, 50), (200, 70, 20), (245, 220, 60),
-], dtype=np.float32)
+VEHICLE_COLORS_RGB = np.array(
+    [
+        (235, 235, 235),
+        (20, 20, 22),
+        (150, 152, 158),
+        (95, 98, 105),
+        (165, 25, 25),
+        (25, 55, 140),
+        (30, 95, 60),
+        (210, 190, 150),
+        (230, 160, 20),
+        (90, 20, 30),
+        (60, 130, 190),
+        (120, 85, 50),
+        (200, 70, 20),
+        (245, 220, 60),
+    ],
+    dtype=np.float32,
+)
 """Typical car paints; trucks and clothes draw from it too."""
 
 FLICKER_LEVELS = 4
@@ -93,9 +107,13 @@ def sample_appearance(seed: int, config: RandomizationConfig | None = None) -> A
         road_rgb=np.array([road_grey, road_grey, road_grey + rng.uniform(-5, 8)], np.float32),
         shoulder_rgb=np.full(3, road_grey + rng.uniform(15, 40), np.float32),
         marking_rgb=_jitter(rng, (235, 235, 225), 15),
-        sun_direction=np.array([np.cos(sun_elevation) * np.cos(sun_azimuth),
-                                np.cos(sun_elevation) * np.sin(sun_azimuth),
-                                np.sin(sun_elevation)]),
+        sun_direction=np.array(
+            [
+                np.cos(sun_elevation) * np.cos(sun_azimuth),
+                np.cos(sun_elevation) * np.sin(sun_azimuth),
+                np.sin(sun_elevation),
+            ]
+        ),
         ambient=float(rng.uniform(0.45, 0.65)),
         diffuse=float(rng.uniform(0.3, 0.55)),
         exposure=float(rng.uniform(*config.exposure)),
@@ -118,14 +136,21 @@ def neutral_appearance(seed: int = 0) -> Appearance:
         shoulder_rgb=np.array((120, 120, 120), np.float32),
         marking_rgb=np.array((235, 235, 225), np.float32),
         sun_direction=np.array([-0.4, 0.3, 0.866]),
-        ambient=0.55, diffuse=0.45, exposure=1.0, noise_sigma=0.0, blur_sigma_px=0.0,
-        height_offset_m=0.0, pitch_offset_deg=0.0, exposure_flicker=0.0,
+        ambient=0.55,
+        diffuse=0.45,
+        exposure=1.0,
+        noise_sigma=0.0,
+        blur_sigma_px=0.0,
+        height_offset_m=0.0,
+        pitch_offset_deg=0.0,
+        exposure_flicker=0.0,
     )
 
 
 def _jitter(rng: np.random.Generator, rgb: tuple[int, int, int], spread: float) -> np.ndarray:
     return np.clip(np.asarray(rgb, np.float32) + rng.uniform(-spread, spread, 3), 0, 255).astype(
-        np.float32)
+        np.float32
+    )
 
 
 class SensorEffects:
@@ -140,8 +165,10 @@ class SensorEffects:
             shape = (height_px + NOISE_MARGIN_PX, width_px + NOISE_MARGIN_PX, 3)
             noise = np.round(rng.normal(0.0, appearance.noise_sigma, shape))
             # Positive and negative parts, for two saturating uint8 operations per frame.
-            self._noise = (np.clip(noise, 0, 255).astype(np.uint8),
-                           np.clip(-noise, 0, 255).astype(np.uint8))
+            self._noise = (
+                np.clip(noise, 0, 255).astype(np.uint8),
+                np.clip(-noise, 0, 255).astype(np.uint8),
+            )
 
     def frame_gain(self, frame_index: int) -> float:
         """Exposure of frame ``frame_index`` (multiplies colours before quantisation)."""
@@ -159,6 +186,6 @@ class SensorEffects:
             height, width = image.shape[:2]
             rng = np.random.default_rng([self.appearance.seed, frame_index, 0x5A17])
             dy, dx = (int(v) for v in rng.integers(0, NOISE_MARGIN_PX, 2))
-            brighter, darker = (part[dy:dy + height, dx:dx + width] for part in self._noise)
+            brighter, darker = (part[dy : dy + height, dx : dx + width] for part in self._noise)
             image = cv2.subtract(cv2.add(image, brighter), darker)
         return image

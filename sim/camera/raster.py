@@ -35,8 +35,15 @@ class PolygonSoup:
     cull: list[np.ndarray] = field(default_factory=list)
     decals: list[np.ndarray] = field(default_factory=list)
 
-    def add(self, verts: np.ndarray, counts: np.ndarray, colors: np.ndarray, owner: int,
-            cull: bool, decals: np.ndarray | None = None) -> None:
+    def add(
+        self,
+        verts: np.ndarray,
+        counts: np.ndarray,
+        colors: np.ndarray,
+        owner: int,
+        cull: bool,
+        decals: np.ndarray | None = None,
+    ) -> None:
         count = len(counts)
         self.verts.append(verts.reshape(-1, 3))
         self.counts.append(np.asarray(counts, dtype=np.int64))
@@ -62,18 +69,25 @@ class Projected:
         if self._fixed is None:
             vertices = fixed_point(np.concatenate(self.pixels)) if self.pixels else None
             bounds = np.cumsum([0] + [len(p) for p in self.pixels]).tolist()
-            self._fixed = [vertices[bounds[i]:bounds[i + 1]]  # type: ignore[index]
-                           for i in range(len(self.pixels))]
+            self._fixed = [
+                vertices[bounds[i] : bounds[i + 1]]  # type: ignore[index]
+                for i in range(len(self.pixels))
+            ]
         return self._fixed
 
 
-def project(soup: PolygonSoup, camera: CameraModel, rotation: np.ndarray,
-            translation: np.ndarray, appearance: Appearance, gain: float) -> Projected:
+def project(
+    soup: PolygonSoup,
+    camera: CameraModel,
+    rotation: np.ndarray,
+    translation: np.ndarray,
+    appearance: Appearance,
+    gain: float,
+) -> Projected:
     """Cull, shade, clip and project the soup for a camera at ``rotation``/``translation``
     (``map`` -> camera)."""
     if not soup.counts:
-        return Projected([], np.zeros((0, 3), np.float32), np.zeros(0, np.int64),
-                         np.zeros(0, bool))
+        return Projected([], np.zeros((0, 3), np.float32), np.zeros(0, np.int64), np.zeros(0, bool))
     verts = np.concatenate(soup.verts) @ rotation.T + translation
     counts = np.concatenate(soup.counts)
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
@@ -95,8 +109,11 @@ def project(soup: PolygonSoup, camera: CameraModel, rotation: np.ndarray,
     unit = normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
     lambert = np.clip(unit @ sun, 0.0, None)
     sun_up = max(-float(sun[1]), 0.3)  # the camera's y axis points down
-    shade = np.where(cull, appearance.ambient + appearance.diffuse * lambert,
-                     appearance.ambient + appearance.diffuse * sun_up)
+    shade = np.where(
+        cull,
+        appearance.ambient + appearance.diffuse * lambert,
+        appearance.ambient + appearance.diffuse * sun_up,
+    )
     colors = np.concatenate(soup.colors) * (shade * gain)[:, None]
 
     # Project every vertex once; only polygons crossing the near plane are clipped one by one.
@@ -106,15 +123,19 @@ def project(soup: PolygonSoup, camera: CameraModel, rotation: np.ndarray,
     pixels: list[np.ndarray] = []
     for index in np.flatnonzero(keep):
         if z_min[index] < near:
-            polygon = clip_near(verts[starts[index]:ends[index]], near)
+            polygon = clip_near(verts[starts[index] : ends[index]], near)
             if len(polygon) < 3:
                 keep[index] = False
                 continue
             pixels.append(camera.project_camera(polygon))
         else:
-            pixels.append(projected[starts[index]:ends[index]])
-    return Projected(pixels, np.clip(colors[keep], 0, 255), np.concatenate(soup.owners)[keep],
-                     np.concatenate(soup.decals)[keep])
+            pixels.append(projected[starts[index] : ends[index]])
+    return Projected(
+        pixels,
+        np.clip(colors[keep], 0, 255),
+        np.concatenate(soup.owners)[keep],
+        np.concatenate(soup.decals)[keep],
+    )
 
 
 def clip_near(polygon: np.ndarray, near_m: float) -> np.ndarray:
@@ -142,8 +163,11 @@ def background(camera: CameraModel, appearance: Appearance, gain: float) -> np.n
     below = np.clip((rows - horizon) / max(config.height_px - horizon, 1.0), 0.0, 1.0)[:, None]
     ground = appearance.ground_rgb * (0.85 + 0.15 * below)
     colors = np.clip(np.where((rows < horizon)[:, None], sky, ground) * gain, 0, 255)
-    return cv2.resize(colors.astype(np.uint8)[:, None, :], (config.width_px, config.height_px),
-                      interpolation=cv2.INTER_NEAREST)
+    return cv2.resize(
+        colors.astype(np.uint8)[:, None, :],
+        (config.width_px, config.height_px),
+        interpolation=cv2.INTER_NEAREST,
+    )
 
 
 def fixed_point(pixels: np.ndarray, origin: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
@@ -177,8 +201,9 @@ def outline_boxes_and_areas(projected: Projected, width: int, height: int) -> di
     OpenCV fills a polygon's boundary pixels too, up to a pixel beyond the exact outline, so
     the filled bounds, not the projected ones, are what contains the object's pixels."""
     by_owner: dict[int, list[int]] = {}
-    for index, (owner, decal) in enumerate(zip(projected.owners.tolist(),
-                                                projected.decals.tolist(), strict=True)):
+    for index, (owner, decal) in enumerate(
+        zip(projected.owners.tolist(), projected.decals.tolist(), strict=True)
+    ):
         if owner >= 0 and not decal:
             by_owner.setdefault(owner, []).append(index)
     fixed = projected.fixed_point()

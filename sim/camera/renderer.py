@@ -79,8 +79,9 @@ class Renderer(Protocol):
     ``frame_index`` seeds per-frame sensor effects.
     """
 
-    def render(self, scene: SceneInput, camera: CameraModel, appearance: Appearance,
-               frame_index: int) -> RenderResult: ...
+    def render(
+        self, scene: SceneInput, camera: CameraModel, appearance: Appearance, frame_index: int
+    ) -> RenderResult: ...
 
 
 @dataclass
@@ -99,10 +100,14 @@ class _Objects:
     @staticmethod
     def join(parts: list[_Objects]) -> _Objects:
         return _Objects(
-            np.concatenate([p.ids for p in parts]), np.concatenate([p.poses for p in parts]),
-            np.concatenate([p.dims for p in parts]), np.concatenate([p.half for p in parts]),
-            [c for p in parts for c in p.classes], [t for p in parts for t in p.sign_types],
-            [t for p in parts for t in p.templates])
+            np.concatenate([p.ids for p in parts]),
+            np.concatenate([p.poses for p in parts]),
+            np.concatenate([p.dims for p in parts]),
+            np.concatenate([p.half for p in parts]),
+            [c for p in parts for c in p.classes],
+            [t for p in parts for t in p.sign_types],
+            [t for p in parts for t in p.templates],
+        )
 
 
 _DYNAMIC = {
@@ -120,8 +125,9 @@ class OpenCVRenderer:
         self._effects: SensorEffects | None = None
         self._backgrounds: dict[tuple, np.ndarray] = {}
 
-    def render(self, scene: SceneInput, camera: CameraModel, appearance: Appearance,
-               frame_index: int) -> RenderResult:
+    def render(
+        self, scene: SceneInput, camera: CameraModel, appearance: Appearance, frame_index: int
+    ) -> RenderResult:
         config = camera.config
         effects = self._effects_for(appearance, config.width_px, config.height_px)
         gain = effects.frame_gain(frame_index)
@@ -141,16 +147,27 @@ class OpenCVRenderer:
         projected = raster.project(soup, camera, rotation, translation, appearance, gain)
         image = self._background(camera, appearance, gain)
         instance_ids = raster.rasterise(projected, image, objects.ids)
-        plates.draw_speed_limits(image, instance_ids, scene.static, camera, rotation, translation,
-                                 camera.camera_position_map(scene.ego.pose))
+        plates.draw_speed_limits(
+            image,
+            instance_ids,
+            scene.static,
+            camera,
+            rotation,
+            translation,
+            camera.camera_position_map(scene.ego.pose),
+        )
         image = effects.apply(image, frame_index)
-        return RenderResult(image, instance_ids,
-                            _projections(projected, objects, distance, instance_ids, camera))
+        return RenderResult(
+            image, instance_ids, _projections(projected, objects, distance, instance_ids, camera)
+        )
 
     def _effects_for(self, appearance: Appearance, width: int, height: int) -> SensorEffects:
         effects = self._effects
-        if effects is None or effects.appearance is not appearance or effects.shape != (
-                height, width):
+        if (
+            effects is None
+            or effects.appearance is not appearance
+            or effects.shape != (height, width)
+        ):
             effects = self._effects = SensorEffects(appearance, width, height)
             self._colors.clear()
             self._backgrounds.clear()
@@ -173,13 +190,16 @@ class OpenCVRenderer:
             if cached is None or cached[0] is not scene.static:
                 if len(self._static) >= STATIC_CACHE_SIZE:
                     self._static.clear()
-                cached = self._static[id(scene.static)] = (scene.static,
-                                                           _static_objects(scene.static))
+                cached = self._static[id(scene.static)] = (
+                    scene.static,
+                    _static_objects(scene.static),
+                )
             parts.append(cached[1])
         return _Objects.join(parts)
 
-    def _add_objects(self, soup: raster.PolygonSoup, objects: _Objects, order: np.ndarray,
-                     appearance: Appearance) -> None:
+    def _add_objects(
+        self, soup: raster.PolygonSoup, objects: _Objects, order: np.ndarray, appearance: Appearance
+    ) -> None:
         """Place the ordered objects (one batched transform per template) into the soup."""
         groups: dict[int, list[int]] = {}
         for index in order.tolist():
@@ -226,16 +246,25 @@ def _add_road(soup: raster.PolygonSoup, lanes: LaneGeometry, appearance: Appeara
 
 def _dynamic_objects(objects: ObjectList) -> _Objects:
     items = objects.objects
-    rows = np.array([(o.object_id, o.pose.x, o.pose.y, o.pose.yaw, o.length_m, o.width_m)
-                     for o in items], dtype=float).reshape(-1, 6)
+    rows = np.array(
+        [(o.object_id, o.pose.x, o.pose.y, o.pose.yaw, o.length_m, o.width_m) for o in items],
+        dtype=float,
+    ).reshape(-1, 6)
     classes, templates = [], []
     for item in items:
         label, template = _DYNAMIC.get(item.object_class, (LabelClass.CAR, meshes.car_template))
         classes.append(label)
         templates.append(template())
     dims = np.concatenate([rows[:, 4:6], np.ones((len(rows), 1))], axis=1)
-    return _Objects(rows[:, 0].astype(np.int64), rows[:, 1:4], dims, rows[:, 4:6] / 2,
-                    classes, [""] * len(items), templates)
+    return _Objects(
+        rows[:, 0].astype(np.int64),
+        rows[:, 1:4],
+        dims,
+        rows[:, 4:6] / 2,
+        classes,
+        [""] * len(items),
+        templates,
+    )
 
 
 def _static_objects(static: StaticWorld) -> _Objects:
@@ -247,8 +276,9 @@ def _static_objects(static: StaticWorld) -> _Objects:
         half.append((0.1, sign.plate_size_m / 2))
         classes.append(LabelClass.TRAFFIC_SIGN)
         sign_types.append(sign.sign_type.value)
-        templates.append(meshes.sign_template(sign.sign_type, sign.plate_size_m,
-                                              sign.plate_center_height_m))
+        templates.append(
+            meshes.sign_template(sign.sign_type, sign.plate_size_m, sign.plate_center_height_m)
+        )
     for landmark in static.landmarks:
         ids.append(landmark.landmark_id)
         poses.append((landmark.pose.x, landmark.pose.y, landmark.pose.yaw))
@@ -257,13 +287,20 @@ def _static_objects(static: StaticWorld) -> _Objects:
         classes.append(LabelClass.LANDMARK)
         sign_types.append("")
         templates.append(meshes.landmark_template(landmark))
-    return _Objects(np.array(ids, np.int64), np.array(poses, float).reshape(-1, 3),
-                    np.array(dims, float).reshape(-1, 3), np.array(half, float).reshape(-1, 2),
-                    classes, sign_types, templates)
+    return _Objects(
+        np.array(ids, np.int64),
+        np.array(poses, float).reshape(-1, 3),
+        np.array(dims, float).reshape(-1, 3),
+        np.array(half, float).reshape(-1, 2),
+        classes,
+        sign_types,
+        templates,
+    )
 
 
-def _cull(objects: _Objects, camera: CameraModel, rotation, translation,
-          camera_xy) -> tuple[np.ndarray, np.ndarray]:
+def _cull(
+    objects: _Objects, camera: CameraModel, rotation, translation, camera_xy
+) -> tuple[np.ndarray, np.ndarray]:
     """Indices of objects not behind the camera, within ``far_m`` and inside the horizontal
     field of view; and every object's distance to the closest point of its footprint [m]."""
     if len(objects.ids) == 0:
@@ -280,14 +317,24 @@ def _cull(objects: _Objects, camera: CameraModel, rotation, translation,
     # The camera position in each object's axes, clamped to the footprint rectangle.
     delta = camera_xy[None] - poses[:, :2]
     cos_yaw, sin_yaw = np.cos(poses[:, 2]), np.sin(poses[:, 2])
-    local = np.stack([cos_yaw * delta[:, 0] + sin_yaw * delta[:, 1],
-                      -sin_yaw * delta[:, 0] + cos_yaw * delta[:, 1]], axis=1)
+    local = np.stack(
+        [
+            cos_yaw * delta[:, 0] + sin_yaw * delta[:, 1],
+            -sin_yaw * delta[:, 0] + cos_yaw * delta[:, 1],
+        ],
+        axis=1,
+    )
     distance = np.linalg.norm(local - np.clip(local, -half, half), axis=1)
     return np.flatnonzero(keep), distance
 
 
-def _projections(projected: raster.Projected, objects: _Objects, distance: np.ndarray,
-                 instance_ids: np.ndarray, camera: CameraModel) -> tuple[ObjectProjection, ...]:
+def _projections(
+    projected: raster.Projected,
+    objects: _Objects,
+    distance: np.ndarray,
+    instance_ids: np.ndarray,
+    camera: CameraModel,
+) -> tuple[ObjectProjection, ...]:
     config = camera.config
     outlines = raster.outline_boxes_and_areas(projected, config.width_px, config.height_px)
     result = []
@@ -298,9 +345,16 @@ def _projections(projected: raster.Projected, objects: _Objects, distance: np.nd
         x0, y0, x1, y1 = (int(v) for v in filled)
         object_id = int(objects.ids[index])
         visible = int(np.count_nonzero(instance_ids[y0:y1, x0:x1] == object_id))
-        result.append(ObjectProjection(
-            object_id=object_id, label_class=objects.classes[index],
-            sign_type=objects.sign_types[index], distance_m=float(distance[index]),
-            bbox_xyxy=filled, outline_xyxy=outline, unoccluded_px=area, visible_px=visible,
-        ))
+        result.append(
+            ObjectProjection(
+                object_id=object_id,
+                label_class=objects.classes[index],
+                sign_type=objects.sign_types[index],
+                distance_m=float(distance[index]),
+                bbox_xyxy=filled,
+                outline_xyxy=outline,
+                unoccluded_px=area,
+                visible_px=visible,
+            )
+        )
     return tuple(result)

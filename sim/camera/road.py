@@ -58,8 +58,11 @@ def resample(points: np.ndarray, step_m: float) -> np.ndarray:
 
 
 def _sorted_lanes(lanes: LaneGeometry):
-    return [lane for lane in sorted(lanes.lanes, key=lambda lane: lane.lane_index)
-            if len(lane.centerline) >= 2]
+    return [
+        lane
+        for lane in sorted(lanes.lanes, key=lambda lane: lane.lane_index)
+        if len(lane.centerline) >= 2
+    ]
 
 
 _last_boundaries: tuple[LaneGeometry | None, list[Boundary]] = (None, [])
@@ -85,14 +88,16 @@ def _boundaries(lanes: LaneGeometry) -> list[Boundary]:
             result.append(Boundary(0, lane.left_line, _offset(centre, lane.width_m / 2)))
         kind = lane.right_line
         if i + 1 < len(ordered) and _LINE_RANK.get(ordered[i + 1].left_line, 0) > _LINE_RANK.get(
-                kind, 0):
+            kind, 0
+        ):
             kind = ordered[i + 1].left_line
         result.append(Boundary(i + 1, kind, _offset(centre, -lane.width_m / 2)))
     return [b for b in result if b.kind in ("solid", "dashed")]
 
 
-def surface_quads(lanes: LaneGeometry,
-                  shoulder_m: float = SHOULDER_M) -> tuple[np.ndarray, np.ndarray]:
+def surface_quads(
+    lanes: LaneGeometry, shoulder_m: float = SHOULDER_M
+) -> tuple[np.ndarray, np.ndarray]:
     """Road and shoulder strips as quads (M, 4, 2) [m]: returns (shoulder quads, lane quads).
 
     Lanes sampled alike (parallel lanes) share one strip across the road; others get one each.
@@ -107,16 +112,22 @@ def surface_quads(lanes: LaneGeometry,
     last_centre = np.asarray(last.centerline, float)
     if all(len(lane.centerline) == len(first_centre) for lane in ordered):
         for extra, target in ((shoulder_m, shoulders), (0.0, surfaces)):
-            target.append(_strip(_offset(first_centre, first.width_m / 2 + extra),
-                                 _offset(last_centre, -last.width_m / 2 - extra)))
+            target.append(
+                _strip(
+                    _offset(first_centre, first.width_m / 2 + extra),
+                    _offset(last_centre, -last.width_m / 2 - extra),
+                )
+            )
     else:
         for lane in ordered:
             centre = np.asarray(lane.centerline, dtype=float)
             half = lane.width_m / 2
             surfaces.append(_strip(_offset(centre, half), _offset(centre, -half)))
     empty = np.zeros((0, 4, 2))
-    return (np.concatenate(shoulders) if shoulders else empty,
-            np.concatenate(surfaces) if surfaces else empty)
+    return (
+        np.concatenate(shoulders) if shoulders else empty,
+        np.concatenate(surfaces) if surfaces else empty,
+    )
 
 
 def _strip(left: np.ndarray, right: np.ndarray) -> np.ndarray:

@@ -29,8 +29,14 @@ class CameraVideoRecorder:
         (the JSON lines keep every box).
     """
 
-    def __init__(self, simulator, out: str | os.PathLike, episode: int,
-                 min_visible_fraction: float = 0.25, min_height_px: float = 4.0) -> None:
+    def __init__(
+        self,
+        simulator,
+        out: str | os.PathLike,
+        episode: int,
+        min_visible_fraction: float = 0.25,
+        min_height_px: float = 4.0,
+    ) -> None:
         out = Path(out)
         self.simulator = simulator
         self.video_path = out / f"camera_{episode:03d}.mp4"

@@ -64,35 +64,72 @@ def add_parser(subparsers) -> None:
             "Rerunning with the same arguments resumes."
         ),
     )
-    parser.add_argument("--env", default="highway-v0", metavar="ID",
-                        help=f"environment id: {', '.join(SUPPORTED_ENVS)} (default: %(default)s)")
-    parser.add_argument("--frames", type=positive_int, default=1000,
-                        help="total frames to produce (default: %(default)s)")
+    parser.add_argument(
+        "--env",
+        default="highway-v0",
+        metavar="ID",
+        help=f"environment id: {', '.join(SUPPORTED_ENVS)} (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--frames",
+        type=positive_int,
+        default=1000,
+        help="total frames to produce (default: %(default)s)",
+    )
     parser.add_argument("--out", required=True, metavar="DIR", help="dataset directory")
-    parser.add_argument("--seed", type=nonnegative_int, default=0,
-                        help="seed of the first episode; episode i uses SEED+i "
-                             "(default: %(default)s)")
-    parser.add_argument("--val-fraction", type=_fraction, default=0.2,
-                        help="share of episodes in the val split (default: %(default)s)")
-    parser.add_argument("--frames-per-episode", type=nonnegative_int, default=0, metavar="K",
-                        help="at most K frames per episode, 0 for every control step "
-                             "(default: %(default)s)")
-    parser.add_argument("--interval-s", type=positive_float, default=1.0, metavar="S",
-                        help="simulated time between saved frames, rounded to whole simulation "
-                             "frames; 1 s saves one frame per control step of highway-env "
-                             "(default: %(default)s)")
-    parser.add_argument("--width", type=positive_int, default=640,
-                        help="image width [px] (default: %(default)s)")
-    parser.add_argument("--height", type=positive_int, default=360,
-                        help="image height [px] (default: %(default)s)")
-    parser.add_argument("--hfov-deg", type=float, default=CameraConfig.hfov_deg,
-                        help="horizontal field of view [deg] (default: %(default)s)")
-    parser.add_argument("--min-visible", type=_fraction, default=0.25,
-                        help="boxes less visible than this are left out of the YOLO labels "
-                             "(the JSON keeps them) (default: %(default)s)")
-    parser.add_argument("--min-height-px", type=float, default=4.0,
-                        help="boxes lower than this are left out of the YOLO labels "
-                             "(default: %(default)s)")
+    parser.add_argument(
+        "--seed",
+        type=nonnegative_int,
+        default=0,
+        help="seed of the first episode; episode i uses SEED+i (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--val-fraction",
+        type=_fraction,
+        default=0.2,
+        help="share of episodes in the val split (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--frames-per-episode",
+        type=nonnegative_int,
+        default=0,
+        metavar="K",
+        help="at most K frames per episode, 0 for every control step (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--interval-s",
+        type=positive_float,
+        default=1.0,
+        metavar="S",
+        help="simulated time between saved frames, rounded to whole simulation "
+        "frames; 1 s saves one frame per control step of highway-env "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--width", type=positive_int, default=640, help="image width [px] (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--height", type=positive_int, default=360, help="image height [px] (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--hfov-deg",
+        type=float,
+        default=CameraConfig.hfov_deg,
+        help="horizontal field of view [deg] (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--min-visible",
+        type=_fraction,
+        default=0.25,
+        help="boxes less visible than this are left out of the YOLO labels "
+        "(the JSON keeps them) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--min-height-px",
+        type=float,
+        default=4.0,
+        help="boxes lower than this are left out of the YOLO labels (default: %(default)s)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(handler=run)
 
@@ -170,27 +207,34 @@ def run(args: argparse.Namespace) -> int:
     produced = min(sum(done.values()), args.frames)
     episode = 0
     try:
-        with tqdm(total=args.frames, initial=produced, unit="frame", disable=args.no_progress,
-                  desc=f"make-dataset {args.env}") as bar:
+        with tqdm(
+            total=args.frames,
+            initial=produced,
+            unit="frame",
+            disable=args.no_progress,
+            desc=f"make-dataset {args.env}",
+        ) as bar:
             while produced < args.frames:
                 seed = args.seed + episode
                 if seed in done:
                     episode += 1
                     continue
-                produced += _episode(loop, writer, args, episode, seed, args.frames - produced,
-                                     bar)
+                produced += _episode(loop, writer, args, episode, seed, args.frames - produced, bar)
                 episode += 1
     finally:
         loop.close()
     summary = _summary(out, args)
     write_json(out / "dataset.json", summary)
-    print(f"{summary['frames']} frames ({summary['splits']['train']['frames']} train, "
-          f"{summary['splits']['val']['frames']} val) in {out}; data.yaml: {out / 'data.yaml'}")
+    print(
+        f"{summary['frames']} frames ({summary['splits']['train']['frames']} train, "
+        f"{summary['splits']['val']['frames']} val) in {out}; data.yaml: {out / 'data.yaml'}"
+    )
     return 0
 
 
-def _episode(loop: ClosedLoop, writer: DatasetWriter, args, episode: int, seed: int,
-             budget: int, bar) -> int:
+def _episode(
+    loop: ClosedLoop, writer: DatasetWriter, args, episode: int, seed: int, budget: int, bar
+) -> int:
     """Drive one episode until it holds ``budget`` frames (frames left by an interrupted run
     count, and are not rewritten); returns how many frames it holds."""
     simulator = loop.simulator
@@ -227,12 +271,19 @@ def _episode(loop: ClosedLoop, writer: DatasetWriter, args, episode: int, seed: 
         complete = limit is not None and len(state["frames"]) >= limit
     finally:
         simulator.sim_frame_hook = None
-    write_json(writer.out / "episodes" / f"{seed:06d}.json", {
-        "seed": seed, "episode": episode, "split": split, "env": args.env,
-        "complete": complete, "frame_interval_s": every / simulator.simulation_rate_hz,
-        "frames": state["frames"],
-        "camera_info": json.loads(_encode(camera.info())),
-    })
+    write_json(
+        writer.out / "episodes" / f"{seed:06d}.json",
+        {
+            "seed": seed,
+            "episode": episode,
+            "split": split,
+            "env": args.env,
+            "complete": complete,
+            "frame_interval_s": every / simulator.simulation_rate_hz,
+            "frames": state["frames"],
+            "camera_info": json.loads(_encode(camera.info())),
+        },
+    )
     return len(state["frames"])
 
 
@@ -260,11 +311,15 @@ def _write_layout(out: Path) -> None:
     for split in SPLITS:
         for folder in ("images", "labels", "annotations", "lane_seg/images", "lane_seg/labels"):
             (out / folder / split).mkdir(parents=True, exist_ok=True)
-    write_text(out / "data.yaml", f"path: {out.resolve()}\ntrain: images/train\n"
-                                   f"val: images/val\nnames:\n{names}")
-    write_text(out / "lane_seg" / "data.yaml",
-               f"path: {(out / 'lane_seg').resolve()}\ntrain: images/train\nval: images/val\n"
-               f"names:\n{names}")
+    write_text(
+        out / "data.yaml",
+        f"path: {out.resolve()}\ntrain: images/train\nval: images/val\nnames:\n{names}",
+    )
+    write_text(
+        out / "lane_seg" / "data.yaml",
+        f"path: {(out / 'lane_seg').resolve()}\ntrain: images/train\nval: images/val\n"
+        f"names:\n{names}",
+    )
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
@@ -291,9 +346,13 @@ def _summary(out: Path, args: argparse.Namespace) -> dict[str, Any]:
                     counts[DETECTION_CLASSES[int(line.split()[0])]] += 1
         splits[split] = {"frames": len(labels), "boxes": dict(sorted(counts.items()))}
     return {
-        "command": "make-dataset", "env": args.env, "seed": args.seed,
+        "command": "make-dataset",
+        "env": args.env,
+        "seed": args.seed,
         "frames_requested": args.frames,
-        "frames": sum(s["frames"] for s in splits.values()), "splits": splits,
+        "frames": sum(s["frames"] for s in splits.values()),
+        "splits": splits,
         "classes": list(DETECTION_CLASSES),
-        "min_visible_fraction": args.min_visible, "min_height_px": args.min_height_px,
+        "min_visible_fraction": args.min_visible,
+        "min_height_px": args.min_height_px,
     }

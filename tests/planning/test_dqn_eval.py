@@ -20,10 +20,22 @@ def test_wilson_interval_matches_known_values():
 
 def test_summary_rates_use_distance_and_sim_time():
     episodes = [
-        {"episode_return": 20.0, "crashed": False, "distance_m": 750.0, "sim_time_s": 30.0,
-         "lane_changes": 3, "steps": 30},
-        {"episode_return": 10.0, "crashed": True, "distance_m": 250.0, "sim_time_s": 10.0,
-         "lane_changes": 1, "steps": 10},
+        {
+            "episode_return": 20.0,
+            "crashed": False,
+            "distance_m": 750.0,
+            "sim_time_s": 30.0,
+            "lane_changes": 3,
+            "steps": 30,
+        },
+        {
+            "episode_return": 10.0,
+            "crashed": True,
+            "distance_m": 250.0,
+            "sim_time_s": 10.0,
+            "lane_changes": 1,
+            "steps": 10,
+        },
     ]
     summary = summarize(episodes)
     assert summary["mean_return"] == 15.0 and summary["std_return"] == 5.0
@@ -44,8 +56,22 @@ def test_model_arguments_map_to_planners():
 @pytest.mark.slow
 def test_eval_policy_compares_rule_and_random_in_one_table(tmp_path, capsys):
     # Two worker processes: the pool must start cleanly (spawned, not forked).
-    code = main(["eval-policy", "rule", "random", "--episodes", "2", "--seeds", "0,1",
-                 "--workers", "2", "--out", str(tmp_path), "--no-progress"])
+    code = main(
+        [
+            "eval-policy",
+            "rule",
+            "random",
+            "--episodes",
+            "2",
+            "--seeds",
+            "0,1",
+            "--workers",
+            "2",
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     report = json.loads((tmp_path / "eval.json").read_text())
     assert [m["model"] for m in report["models"]] == ["rule", "random"]

@@ -75,10 +75,14 @@ def test_pedestrians_do_not_enter_the_vehicle_observation():
         ego = reader.ego_state(0)
         objects = reader.objects(0, ego)
         walker = ObjectState(
-            object_id=999, object_class=ObjectClass.PEDESTRIAN,
-            pose=Pose2D(ego.pose.x + 3.0, ego.pose.y - 7.0, 0.0), velocity_mps=Vector2(0.0, 1.0),
-            ego_pose=Pose2D(3.0, -7.0, 0.0), ego_velocity_mps=Vector2(-ego.speed_mps, 1.0),
-            length_m=0.5, width_m=0.5,
+            object_id=999,
+            object_class=ObjectClass.PEDESTRIAN,
+            pose=Pose2D(ego.pose.x + 3.0, ego.pose.y - 7.0, 0.0),
+            velocity_mps=Vector2(0.0, 1.0),
+            ego_pose=Pose2D(3.0, -7.0, 0.0),
+            ego_velocity_mps=Vector2(-ego.speed_mps, 1.0),
+            length_m=0.5,
+            width_m=0.5,
         )
         with_walker = msgspec.structs.replace(objects, objects=objects.objects + (walker,))
         from_bus = kinematics_from_bus(ego, with_walker, reader.lanes(0), config)

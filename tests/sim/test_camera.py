@@ -40,18 +40,39 @@ LANE_WIDTH_M = 4.0
 
 def _ego(x: float = 0.0, y: float = 0.0, yaw: float = 0.0) -> EgoState:
     return EgoState(
-        header=Header(stamp_ns=0), pose=Pose2D(x, y, yaw), speed_mps=0.0, yaw_rate_rps=0.0,
-        length_m=5.0, width_m=2.0, lane_index=1, target_lane_index=1, lane_count=3,
-        target_speed_mps=0.0, odometer_m=0.0, crashed=False, on_road=True,
+        header=Header(stamp_ns=0),
+        pose=Pose2D(x, y, yaw),
+        speed_mps=0.0,
+        yaw_rate_rps=0.0,
+        length_m=5.0,
+        width_m=2.0,
+        lane_index=1,
+        target_lane_index=1,
+        lane_count=3,
+        target_speed_mps=0.0,
+        odometer_m=0.0,
+        crashed=False,
+        on_road=True,
     )
 
 
-def _vehicle(object_id: int, x: float, y: float = 0.0, length: float = 5.0, width: float = 2.0,
-             object_class: ObjectClass = ObjectClass.CAR) -> ObjectState:
+def _vehicle(
+    object_id: int,
+    x: float,
+    y: float = 0.0,
+    length: float = 5.0,
+    width: float = 2.0,
+    object_class: ObjectClass = ObjectClass.CAR,
+) -> ObjectState:
     return ObjectState(
-        object_id=object_id, object_class=object_class, pose=Pose2D(x, y, 0.0),
-        velocity_mps=Vector2(0.0, 0.0), ego_pose=Pose2D(x, y, 0.0),
-        ego_velocity_mps=Vector2(0.0, 0.0), length_m=length, width_m=width,
+        object_id=object_id,
+        object_class=object_class,
+        pose=Pose2D(x, y, 0.0),
+        velocity_mps=Vector2(0.0, 0.0),
+        ego_pose=Pose2D(x, y, 0.0),
+        ego_velocity_mps=Vector2(0.0, 0.0),
+        length_m=length,
+        width_m=width,
     )
 
 
@@ -60,18 +81,25 @@ def _straight_lanes(count: int = 3, ego_lane: int = 1) -> LaneGeometry:
     lanes = []
     for index in range(count):
         y = (ego_lane - index) * LANE_WIDTH_M
-        lanes.append(Lane(
-            lane_index=index, centerline=tuple((float(x), y) for x in range(-50, 201, 10)),
-            width_m=LANE_WIDTH_M, speed_limit_mps=30.0,
-            left_line="solid" if index == 0 else "dashed",
-            right_line="solid" if index == count - 1 else "none",
-        ))
+        lanes.append(
+            Lane(
+                lane_index=index,
+                centerline=tuple((float(x), y) for x in range(-50, 201, 10)),
+                width_m=LANE_WIDTH_M,
+                speed_limit_mps=30.0,
+                left_line="solid" if index == 0 else "dashed",
+                right_line="solid" if index == count - 1 else "none",
+            )
+        )
     return LaneGeometry(header=Header(stamp_ns=0), lanes=tuple(lanes), ego_lane_index=ego_lane)
 
 
 def _scene(objects: list[ObjectState], lanes: LaneGeometry | None = None) -> SceneInput:
-    return SceneInput(_ego(), ObjectList(header=Header(stamp_ns=0), objects=tuple(objects)),
-                      lanes or _straight_lanes())
+    return SceneInput(
+        _ego(),
+        ObjectList(header=Header(stamp_ns=0), objects=tuple(objects)),
+        lanes or _straight_lanes(),
+    )
 
 
 def _camera(config: CameraConfig = FLAT) -> FrontCamera:
@@ -92,8 +120,10 @@ def test_point_projects_to_the_expected_pixel():
     rotated = np.array([[5.0 - 2.0, -3.0 + 11.0, 1.4]])
     np.testing.assert_allclose(model.project(rotated, pose)[0][0], pixels[0], atol=1e-9)
     # The road 20 m ahead lies fy * h / z below the centre.
-    np.testing.assert_allclose(model.project(np.array([[21.0, 0.0, 0.0]]), Pose2D(0, 0, 0))[0][0],
-                               [320.0, 180.0 + 320.0 * 1.4 / 20.0])
+    np.testing.assert_allclose(
+        model.project(np.array([[21.0, 0.0, 0.0]]), Pose2D(0, 0, 0))[0][0],
+        [320.0, 180.0 + 320.0 * 1.4 / 20.0],
+    )
 
 
 def test_pitch_moves_the_horizon_up_by_fy_tan_pitch():
@@ -140,16 +170,22 @@ def test_truck_is_taller_than_a_car_at_the_same_distance():
     (box,) = camera.render(_scene([truck]), 0).labels.boxes
     assert box.label_class == LabelClass.TRUCK
     assert box.bbox_xyxy[3] - box.bbox_xyxy[1] == pytest.approx(
-        320.0 * meshes.TRUCK_HEIGHT_M / 20.0, abs=1.5)
+        320.0 * meshes.TRUCK_HEIGHT_M / 20.0, abs=1.5
+    )
 
 
 def _highway_frame(seed: int, steps: int, randomised: bool = True):
     from bus import Bus
     from sim.simulator import SimConfig, Simulator
 
-    simulator = Simulator(SimConfig(env_id="highway-fast-v0", camera=CameraConfig(),
-                                    camera_randomization=RandomizationConfig(enabled=randomised)),
-                          Bus())
+    simulator = Simulator(
+        SimConfig(
+            env_id="highway-fast-v0",
+            camera=CameraConfig(),
+            camera_randomization=RandomizationConfig(enabled=randomised),
+        ),
+        Bus(),
+    )
     simulator.reset(seed)
     for _ in range(steps):
         simulator.step()
@@ -182,8 +218,10 @@ def test_hidden_object_gets_a_low_visible_fraction():
     truck = _vehicle(1, 1.0 + 12.0 + 6.0, length=12.0, width=2.5, object_class=ObjectClass.TRUCK)
     hidden_car = _vehicle(2, 1.0 + 40.0 + 2.5)
     half_hidden = _vehicle(3, 1.0 + 30.0 + 2.5, y=-2.5)
-    boxes = {b.object_id: b for b in camera.render(_scene([truck, hidden_car, half_hidden]),
-                                                   0).labels.boxes}
+    boxes = {
+        b.object_id: b
+        for b in camera.render(_scene([truck, hidden_car, half_hidden]), 0).labels.boxes
+    }
     assert boxes[1].visible_fraction == 1.0
     assert boxes[2].visible_fraction < 0.05
     assert 0.05 < boxes[3].visible_fraction < 0.95
@@ -242,20 +280,31 @@ def test_lane_labels_lie_on_the_painted_lines():
 
 
 def _landmark(shape: LandmarkShape) -> Landmark:
-    return Landmark(landmark_id=30000, shape=shape, pose=Pose2D(0, 0, 0), length_m=6.0,
-                    width_m=5.0, height_m=9.0, colors_rgb=((200, 0, 0), (0, 0, 200)))
+    return Landmark(
+        landmark_id=30000,
+        shape=shape,
+        pose=Pose2D(0, 0, 0),
+        length_m=6.0,
+        width_m=5.0,
+        height_m=9.0,
+        colors_rgb=((200, 0, 0), (0, 0, 200)),
+    )
 
 
 def test_convex_templates_are_wound_outwards():
     """Back-face culling needs each polygon wound counter-clockwise seen from outside."""
-    convex = [meshes.car_template(), meshes.landmark_template(_landmark(LandmarkShape.TOWER)),
-              meshes.landmark_template(_landmark(LandmarkShape.SILO))]
+    convex = [
+        meshes.car_template(),
+        meshes.landmark_template(_landmark(LandmarkShape.TOWER)),
+        meshes.landmark_template(_landmark(LandmarkShape.SILO)),
+    ]
     for template in convex:
         verts = meshes.place(template, np.zeros((1, 3)), np.array([[5.0, 2.0, 1.0]]))[0]
         centre = verts.mean(axis=0)
-        for start, count, decal in zip(template.starts, template.counts, template.decals,
-                                       strict=True):
-            polygon = verts[start:start + count]
+        for start, count, decal in zip(
+            template.starts, template.counts, template.decals, strict=True
+        ):
+            polygon = verts[start : start + count]
             normal = sum(np.cross(polygon[i], polygon[(i + 1) % count]) for i in range(count))
             assert np.dot(normal, polygon.mean(axis=0) - centre) > 0 or decal
 
@@ -272,10 +321,18 @@ def test_simulator_publishes_camera_topics_before_the_ego():
     bus = Bus()
     order: list[str] = []
     messages: dict[str, list] = {}
-    for topic in ("/sim/lanes", "/sim/objects", "/camera/image", "/camera/truth", "/sim/ego",
-                  "/camera/info", "/sim/static"):
-        bus.subscribe(topic, lambda m, t=topic: (order.append(t),
-                                                 messages.setdefault(t, []).append(m)))
+    for topic in (
+        "/sim/lanes",
+        "/sim/objects",
+        "/camera/image",
+        "/camera/truth",
+        "/sim/ego",
+        "/camera/info",
+        "/sim/static",
+    ):
+        bus.subscribe(
+            topic, lambda m, t=topic: (order.append(t), messages.setdefault(t, []).append(m))
+        )
     simulator = Simulator(SimConfig(env_id="highway-fast-v0", camera=CameraConfig()), bus)
     simulator.reset(1)
     simulator.step()
@@ -305,9 +362,16 @@ def test_lane_lines_follow_a_curved_road():
     for index, offset in enumerate((2.0, -2.0)):  # left lane, right lane; curving left
         r = radius_m - offset
         centre = tuple((float(r * np.sin(a)), float(radius_m - r * np.cos(a))) for a in angles)
-        lanes.append(Lane(lane_index=index, centerline=centre, width_m=LANE_WIDTH_M,
-                          speed_limit_mps=30.0, left_line="solid" if index == 0 else "dashed",
-                          right_line="solid" if index == 1 else "none"))
+        lanes.append(
+            Lane(
+                lane_index=index,
+                centerline=centre,
+                width_m=LANE_WIDTH_M,
+                speed_limit_mps=30.0,
+                left_line="solid" if index == 0 else "dashed",
+                right_line="solid" if index == 1 else "none",
+            )
+        )
     geometry = LaneGeometry(header=Header(stamp_ns=0), lanes=tuple(lanes))
     labels = _camera().render(_scene([], geometry), 0).labels
     assert len(labels.lane_lines) == 3
@@ -340,9 +404,14 @@ def test_near_speed_limit_plate_shows_its_number_on_its_own_pixels():
     assert speed_limit_text(30.0) == "110" and speed_limit_text(27.78) == "100"
 
     def render(limit_mps: float):
-        sign = TrafficSign(sign_id=20000, sign_type=SignType.SPEED_LIMIT,
-                           pose=Pose2D(9.0, -4.0, math.pi), plate_size_m=0.9,
-                           plate_center_height_m=2.4, speed_limit_mps=limit_mps)
+        sign = TrafficSign(
+            sign_id=20000,
+            sign_type=SignType.SPEED_LIMIT,
+            pose=Pose2D(9.0, -4.0, math.pi),
+            plate_size_m=0.9,
+            plate_center_height_m=2.4,
+            speed_limit_mps=limit_mps,
+        )
         scene = _scene([])
         static = StaticWorld(header=Header(stamp_ns=0), signs=(sign,))
         return _camera().render(SceneInput(scene.ego, scene.objects, scene.lanes, static), 0)

@@ -19,9 +19,26 @@ from sim.simulator import SimConfig, Simulator
 
 
 def _make(out: Path, frames: int, env: str = "highway-fast-v0", *extra: str) -> int:
-    return main(["-q", "make-dataset", "--env", env, "--frames", str(frames), "--out", str(out),
-                 "--seed", "7", "--frames-per-episode", "2", "--val-fraction", "0.5",
-                 "--no-progress", *extra])
+    return main(
+        [
+            "-q",
+            "make-dataset",
+            "--env",
+            env,
+            "--frames",
+            str(frames),
+            "--out",
+            str(out),
+            "--seed",
+            "7",
+            "--frames-per-episode",
+            "2",
+            "--val-fraction",
+            "0.5",
+            "--no-progress",
+            *extra,
+        ]
+    )
 
 
 def _episode_of(path: Path) -> str:
@@ -40,8 +57,9 @@ def test_make_dataset_writes_yolo_files_and_lane_labels(tmp_path):
     assert "train: images/train" in yaml and "val: images/val" in yaml
     assert all(f"{i}: {name}" in yaml for i, name in enumerate(DETECTION_CLASSES))
 
-    images = {split: sorted((tmp_path / "images" / split).glob("*.jpg"))
-              for split in ("train", "val")}
+    images = {
+        split: sorted((tmp_path / "images" / split).glob("*.jpg")) for split in ("train", "val")
+    }
     assert len(images["train"]) == len(images["val"]) == 4
     train_episodes = {_episode_of(p) for p in images["train"]}
     assert train_episodes.isdisjoint({_episode_of(p) for p in images["val"]})
@@ -57,12 +75,13 @@ def test_make_dataset_writes_yolo_files_and_lane_labels(tmp_path):
                 assert int(values[0]) in range(4)
                 assert all(0.0 <= float(v) <= 1.0 for v in values[1:]) and len(values) == 5
                 boxes += 1
-            segments = (tmp_path / "lane_seg" / "labels" / split / f"{image_path.stem}.txt")
+            segments = tmp_path / "lane_seg" / "labels" / split / f"{image_path.stem}.txt"
             lines = list(filter(None, segments.read_text().split("\n")))
             assert lines and all(line.split()[0] == "4" for line in lines)
             assert all(len(line.split()) % 2 == 1 and len(line.split()) >= 7 for line in lines)
-            record = json.loads((tmp_path / "annotations" / split /
-                                 f"{image_path.stem}.json").read_text())
+            record = json.loads(
+                (tmp_path / "annotations" / split / f"{image_path.stem}.json").read_text()
+            )
             assert record["width"] == 640 and record["lane_lines"]
             assert all(0.0 <= b["visible_fraction"] <= 1.0 for b in record["boxes"])
     assert boxes >= 8
@@ -94,14 +113,19 @@ def test_make_dataset_runs_on_highway_v0(tmp_path):
 def test_make_dataset_rejects_bad_arguments(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["make-dataset", "--frames", "0", "--out", str(tmp_path)])
-    assert main(["make-dataset", "--env", "nope-v0", "--frames", "1", "--out",
-                 str(tmp_path)]) == 2
+    assert main(["make-dataset", "--env", "nope-v0", "--frames", "1", "--out", str(tmp_path)]) == 2
     assert "unknown environment" in capsys.readouterr().err
 
 
 def test_camera_video_has_a_label_file_and_json_line_per_frame(tmp_path):
-    simulator = Simulator(SimConfig(env_id="highway-fast-v0", env_config={"duration": 2},
-                                    camera=CameraConfig(width_px=320, height_px=180)), Bus())
+    simulator = Simulator(
+        SimConfig(
+            env_id="highway-fast-v0",
+            env_config={"duration": 2},
+            camera=CameraConfig(width_px=320, height_px=180),
+        ),
+        Bus(),
+    )
     recorder = CameraVideoRecorder(simulator, tmp_path, 0)
     simulator.reset(0)
     while not simulator.step().done:
@@ -126,15 +150,47 @@ def test_camera_video_has_a_label_file_and_json_line_per_frame(tmp_path):
 
 @pytest.mark.slow
 def test_sim_camera_video_command(tmp_path):
-    assert main(["-q", "sim", "--env", "highway-fast-v0", "--episodes", "1", "--camera-video",
-                 "--out", str(tmp_path), "--no-progress", "--no-record"]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "sim",
+                "--env",
+                "highway-fast-v0",
+                "--episodes",
+                "1",
+                "--camera-video",
+                "--out",
+                str(tmp_path),
+                "--no-progress",
+                "--no-record",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "camera_000.mp4").stat().st_size > 10_000
     assert (tmp_path / "camera_000.jsonl").exists()
     assert (tmp_path / "camera_000_labels" / "classes.txt").exists()
 
 
 def test_make_dataset_interval_samples_simulation_frames(tmp_path):
-    assert main(["-q", "make-dataset", "--env", "highway-fast-v0", "--frames", "3", "--out",
-                 str(tmp_path), "--interval-s", "0.4", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "make-dataset",
+                "--env",
+                "highway-fast-v0",
+                "--frames",
+                "3",
+                "--out",
+                str(tmp_path),
+                "--interval-s",
+                "0.4",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     records = [json.loads(p.read_text()) for p in sorted(tmp_path.rglob("annotations/*/*.json"))]
     assert [r["stamp_ns"] for r in records] == [0, 400_000_000, 800_000_000]

@@ -86,8 +86,9 @@ def test_pedestrians_walk_on_the_shoulders(env):
     assert all(PEDESTRIAN_ID_BASE <= object_id < SIGN_ID_BASE for object_id, _, _ in start)
     offsets = _lateral_offsets(env, [(pose.x, pose.y) for _, pose, _ in later])
     assert np.all(offsets > 2.0 + 0.9)
-    moved = [np.hypot(b.x - a.x, b.y - a.y) for (_, a, _), (_, b, _) in zip(start, later,
-                                                                             strict=True)]
+    moved = [
+        np.hypot(b.x - a.x, b.y - a.y) for (_, a, _), (_, b, _) in zip(start, later, strict=True)
+    ]
     assert 5.0 < np.mean(moved) < 20.0
 
 
