@@ -195,11 +195,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 STALE_OUTPUTS = (
+    "run.mcap",
+    "run.partial.mcap",
     "episode_[0-9]*.mp4",
     "camera_[0-9]*.mp4",
     "camera_[0-9]*.jsonl",
     "camera_[0-9]*_labels",
 )
+
+
+def _outputs_of_this_run(args: argparse.Namespace) -> set[str]:
+    """Names of the run-level outputs this run has written once its first episode is done."""
+    names = set() if args.no_record else {"run.partial.mcap"}
+    if args.video_episodes > 0:
+        names.add("episode_000.mp4")
+        if args.camera_video:
+            names.update({"camera_000.mp4", "camera_000.jsonl", "camera_000_labels"})
+    return names
 
 
 def _remove_stale_outputs(out: Path, keep: set[str]) -> None:
@@ -260,14 +272,7 @@ def _drive(
             bar.update(max_steps - result.steps if max_steps else 1)
             results.append(result)
             if episode == 0:
-                _remove_stale_outputs(
-                    out,
-                    keep={
-                        p.name
-                        for p in out.iterdir()
-                        if p.name.startswith(("episode_000", "camera_000"))
-                    },
-                )
+                _remove_stale_outputs(out, keep=_outputs_of_this_run(args))
             bar.set_postfix(ret=f"{result.episode_return:.1f}", crashed=result.crashed)
             # Keep a readable summary of what is finished even if the process is killed.
             write_json(

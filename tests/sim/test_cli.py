@@ -145,3 +145,11 @@ def test_empty_output_directory_is_refused(capsys):
     with pytest.raises(SystemExit):
         main(["sim", "--out", ""])
     assert "empty" in capsys.readouterr().err
+
+
+def test_a_new_run_without_recording_or_camera_leaves_no_stale_outputs(tmp_path):
+    out = tmp_path / "run"
+    assert _run(tmp_path, "--episodes", "1", "--camera-video", "--out", str(out)) == 0
+    assert (out / "run.mcap").exists() and (out / "camera_000.mp4").exists()
+    assert _run(tmp_path, "--episodes", "1", "--no-record", "--out", str(out)) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["episode_000.mp4", "summary.json"]
