@@ -58,6 +58,8 @@ def find_data_yaml(data: str | os.PathLike) -> Path:
     :raises ValueError: when its class names are not ours.
     """
     path = Path(data)
+    if not path.exists():
+        raise OSError(f"dataset {str(path)!r} does not exist")
     data_yaml = path / "data.yaml" if path.is_dir() else path
     if not data_yaml.is_file():
         raise OSError(
@@ -69,7 +71,36 @@ def find_data_yaml(data: str | os.PathLike) -> Path:
             f"{data_yaml}: classes {list(names)} are not ours; train-detector needs "
             f"{', '.join(BOX_CLASS_NAMES)} (optionally lane_line) as classes 0, 1, 2, ..."
         )
+    _check_splits(data_yaml)
     return data_yaml
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+def _check_splits(data_yaml: Path) -> None:
+    """Fail early, naming the file, when the train or val split has no images (ultralytics
+    would fail later with a traceback)."""
+    import yaml
+
+    spec = yaml.safe_load(data_yaml.read_text(encoding="utf-8"))
+    root = Path(spec.get("path") or data_yaml.parent)
+    if not root.is_absolute():
+        root = data_yaml.parent / root
+    for split in ("train", "val"):
+        entries = spec.get(split)
+        if not entries:
+            raise LabelFormatError(f"{data_yaml}: no {split!r} split is listed")
+        for entry in [entries] if isinstance(entries, str) else list(entries):
+            folder = Path(entry) if Path(entry).is_absolute() else root / entry
+            has_images = folder.is_dir() and any(
+                p.suffix.lower() in IMAGE_SUFFIXES for p in folder.rglob("*")
+            )
+            if not has_images:
+                raise LabelFormatError(
+                    f"{data_yaml}: the {split} split {str(folder)!r} has no images (datasets "
+                    "are split by whole episodes: generate more frames or episodes)"
+                )
 
 
 def transfer_class_rows(source_head, target_head, source_names: list[str]) -> list[str]:

@@ -8,12 +8,15 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 import warnings
 
 from sim import commands
 
 logger = logging.getLogger("drivestack")
+
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except (ValueError, OSError) as error:
-        print(f"drivestack {args.command}: error: {error}", file=sys.stderr)
+        message = _ANSI_ESCAPE.sub("", str(error))  # libraries colour their messages
+        print(f"drivestack {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

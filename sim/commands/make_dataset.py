@@ -192,6 +192,47 @@ class DatasetWriter:
         self.class_counts.update(DETECTION_CLASSES[int(row.split()[0])] for row in rows)
 
 
+RESUME_SETTINGS = (
+    "env",
+    "seed",
+    "val_fraction",
+    "frames_per_episode",
+    "interval_s",
+    "width",
+    "height",
+    "hfov_deg",
+    "min_visible",
+    "min_height_px",
+)
+"""Arguments that must match for a rerun to resume (``--frames`` may grow)."""
+
+
+def _check_same_settings(out: Path, args: argparse.Namespace) -> None:
+    """Refuse to mix datasets: a rerun into ``out`` must use the settings it was made with."""
+    settings_path = out / "settings.json"
+    settings = {key: getattr(args, key) for key in RESUME_SETTINGS}
+    if settings_path.exists():
+        try:
+            previous = json.loads(settings_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise ValueError(f"{settings_path}: unreadable ({error})") from None
+        differing = [
+            f"--{key.replace('_', '-')} {previous.get(key)!r} (now {value!r})"
+            for key, value in settings.items()
+            if previous.get(key) != value
+        ]
+        if differing:
+            raise ValueError(
+                f"{out} holds a dataset made with other settings: {', '.join(differing)}; "
+                "rerun with those settings to resume, or choose another --out"
+            )
+    elif any(out.iterdir()):
+        raise ValueError(
+            f"{out} is not empty and holds no drivestack dataset; choose another --out"
+        )
+    write_json(settings_path, settings)
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -199,6 +240,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_env_id(args.env)
     out = check_writable_dir(args.out)
+    _check_same_settings(out, args)
     camera = CameraConfig(width_px=args.width, height_px=args.height, hfov_deg=args.hfov_deg)
     _write_layout(out)
     loop = ClosedLoop(SimConfig(env_id=args.env, camera=camera), RulePlanner())
@@ -225,6 +267,13 @@ def run(args: argparse.Namespace) -> int:
         loop.close()
     summary = _summary(out, args)
     write_json(out / "dataset.json", summary)
+    for split in ("train", "val"):
+        if not summary["splits"][split]["frames"]:
+            logger.warning(
+                "the %s split is empty: episodes are never divided between splits, so ask "
+                "for more frames (or fewer --frames-per-episode)",
+                split,
+            )
     print(
         f"{summary['frames']} frames ({summary['splits']['train']['frames']} train, "
         f"{summary['splits']['val']['frames']} val) in {out}; data.yaml: {out / 'data.yaml'}"

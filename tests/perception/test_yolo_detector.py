@@ -114,12 +114,33 @@ def test_train_detector_rejects_foreign_datasets(tmp_path, capsys):
         main(["train-detector", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "o")])
         == 2
     )
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert (
+        main(["train-detector", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "o")])
+        == 2
+    )
     assert "has no data.yaml" in capsys.readouterr().err
+
+
+def test_train_detector_names_an_empty_split_before_training(tmp_path, capsys):
+    (tmp_path / "images" / "train").mkdir(parents=True)
+    (tmp_path / "images" / "train" / "a.jpg").write_bytes(b"")
+    (tmp_path / "data.yaml").write_text(
+        "path: .\ntrain: images/train\nval: images/val\n"
+        "names:\n  0: car\n  1: truck\n  2: pedestrian\n  3: traffic_sign\n"
+    )
+    assert main(["train-detector", "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    error = capsys.readouterr().err
+    assert "val split" in error and "has no images" in error
+    assert not (tmp_path / "o").exists()
 
 
 def test_fine_tuning_needs_trust(tmp_path, capsys):
     names = "".join(f"  {i}: {n}\n" for i, n in enumerate(BOX_CLASS_NAMES))
     (tmp_path / "data.yaml").write_text(f"path: .\ntrain: images\nval: images\nnames:\n{names}")
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "a.jpg").write_bytes(b"")
     (tmp_path / "coco.pt").write_bytes(b"x")
     code = main(
         [
