@@ -86,6 +86,13 @@ def load_dqn_files(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """
     import torch
 
+    if Path(path).is_dir():
+        raise PolicyFileError(f"{path}: is a directory; give the policy's .pt or .json file")
+    if Path(path).suffix not in ("", ".pt", ".json"):
+        raise PolicyFileError(
+            f"{path}: a DQN policy is a .pt file with a .json beside it, got a "
+            f"{Path(path).suffix} file (Q-learning tables are loaded with 'qlearning:PATH')"
+        )
     weights_path, meta_path = policy_paths(path)
     if not weights_path.is_file():
         raise PolicyFileError(f"{weights_path}: policy weights file not found")
@@ -93,9 +100,10 @@ def load_dqn_files(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     try:
         state_dict = torch.load(weights_path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for foreign or corrupt files
+        # torch's own message may advise loading without weights_only: never relay that.
         raise PolicyFileError(
-            f"{weights_path}: not a torch state_dict saved by drivestack ({type(error).__name__}: "
-            f"{str(error).splitlines()[0] if str(error) else ''})"
+            f"{weights_path}: not a torch state_dict saved by drivestack (corrupt, not a "
+            f"torch archive, or holding objects other than tensors; {type(error).__name__})"
         ) from None
     if not isinstance(state_dict, dict) or not all(
         isinstance(v, torch.Tensor) for v in state_dict.values()
@@ -129,7 +137,11 @@ def load_npz_policy(path: str | Path, algo: str) -> tuple[dict[str, np.ndarray],
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
-        raise PolicyFileError(f"{path}: not a .npz policy file ({error})") from None
+        # numpy's message may advise allow_pickle: never relay that.
+        raise PolicyFileError(
+            f"{path}: not a .npz policy file (corrupt, or holding objects rather than plain "
+            f"arrays; {type(error).__name__})"
+        ) from None
     if "metadata" not in arrays:
         raise PolicyFileError(f"{path}: .npz file without policy metadata")
     try:
