@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import zipfile
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -108,8 +109,14 @@ def load_dataset(path: str | os.PathLike) -> LocalizerData:
             if missing:
                 raise ValueError(f"localizer dataset {str(path)!r} lacks arrays {missing}")
             arrays = {name: archive[name] for name in REQUIRED_ARRAYS}
-    except (OSError, EOFError) as error:
-        raise ValueError(f"localizer dataset {str(path)!r} cannot be read: {error}") from None
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as error:
+        if str(path) in str(error):
+            raise
+        # numpy's own message may advise allow_pickle: never relay that.
+        raise ValueError(
+            f"localizer dataset {str(path)!r} is not an .npz of plain arrays "
+            f"({type(error).__name__})"
+        ) from None
     arrays["image_width_px"] = int(arrays["image_width_px"])
     return LocalizerData(**arrays)
 

@@ -332,15 +332,18 @@ def load_net(path: str | Path | None = None) -> LocalizerNet:
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
         net.load_state_dict(state)
-    except pickle.UnpicklingError:
-        raise OSError(
-            f"localizer weights {str(path)!r} are not a weights-only torch state_dict file"
-        ) from None
-    except (RuntimeError, KeyError, ValueError, EOFError, TypeError, AttributeError) as error:
-        raise OSError(f"localizer weights {str(path)!r} cannot be loaded: {error}") from None
     except FileNotFoundError:
         raise OSError(
             f"localizer weights {str(path)!r} do not exist; train them with "
             "'drivestack train-localizer'"
         ) from None
+    except pickle.UnpicklingError:
+        raise OSError(
+            f"localizer weights {str(path)!r} are not a weights-only torch state_dict file"
+        ) from None
+    except (RuntimeError, KeyError, ValueError, EOFError, TypeError, AttributeError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        if "loading state_dict" in reason:
+            reason = "its tensors do not match the localizer network (weights of another model?)"
+        raise OSError(f"localizer weights {str(path)!r} cannot be loaded: {reason}") from None
     return net
