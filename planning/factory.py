@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from bus.node import Node
 from planning.rule import RulePlanner
@@ -18,15 +19,29 @@ def planner_kinds() -> list[str]:
     return sorted(_BUILDERS)
 
 
+POLICY_SUFFIXES = {".pt": "dqn", ".json": "dqn", ".npz": "qlearning"}
+"""A bare policy path selects its planner by file extension."""
+
+
+def planner_spec(model: str) -> str:
+    """``KIND:PATH`` for a bare policy path (by extension); anything else unchanged."""
+    kind = POLICY_SUFFIXES.get(Path(model).suffix) if ":" not in model else None
+    return f"{kind}:{model}" if kind else model
+
+
 def make_planner(spec: str) -> Node:
-    """Build a planner from ``KIND`` or ``KIND:ARGUMENT`` (e.g. a model path).
+    """Build a planner from ``KIND``, ``KIND:ARGUMENT`` (e.g. a model path) or a bare policy
+    path (``.pt``/``.json`` for DQN, ``.npz`` for Q-learning).
 
     :raises ValueError: for an unknown kind, listing the known ones.
     """
-    kind, _, argument = spec.partition(":")
+    kind, _, argument = planner_spec(spec).partition(":")
     builder = _BUILDERS.get(kind)
     if builder is None:
-        raise ValueError(f"unknown planner {spec!r}; choose one of: {', '.join(planner_kinds())}")
+        raise ValueError(
+            f"unknown planner {spec!r}; choose one of: {', '.join(planner_kinds())}, "
+            "KIND:PATH, or a policy file (.pt/.json for DQN, .npz for Q-learning)"
+        )
     return builder(argument or None)
 
 

@@ -120,17 +120,16 @@ def _seed_list(text: str) -> list[int]:
 
 def planner_spec(model: str) -> str:
     """Planner spec of a MODEL argument: files by extension, names as they are."""
-    if model in ("rule", "random", "dqn") or ":" in model:
-        return model
-    suffix = Path(model).suffix
-    if suffix in (".pt", ".json"):
-        return f"dqn:{model}"
-    if suffix == ".npz":
-        return f"qlearning:{model}"
-    raise ValueError(
-        f"model {model!r}: expected a .pt/.json (DQN) or .npz (Q-learning) file, 'dqn', 'rule', "
-        "'random' or KIND:PATH"
-    )
+    from planning.factory import planner_kinds
+    from planning.factory import planner_spec as spec_of
+
+    spec = spec_of(model)
+    if spec.partition(":")[0] not in planner_kinds():
+        raise ValueError(
+            f"model {model!r}: expected a .pt/.json (DQN) or .npz (Q-learning) file, 'dqn', "
+            "'rule', 'random' or KIND:PATH"
+        )
+    return spec
 
 
 def wilson_interval(successes: int, trials: int, z: float = WILSON_Z_95) -> tuple[float, float]:

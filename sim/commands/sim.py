@@ -116,13 +116,13 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from planning.factory import make_planner
+    from planning.factory import make_planner, planner_spec
 
     # Check everything before touching the output directory.
     check_env_id(args.env)
     remote = uses_remote_planner(args)
     planner = None if remote else make_planner(args.planner)
-    if args.world == "stack" and args.planner.split(":")[0] in ("dqn", "qlearning"):
+    if args.world == "stack" and planner_spec(args.planner).split(":")[0] in ("dqn", "qlearning"):
         logger.warning(
             "learned policies were trained on highway-env's own traffic; with "
             "--world stack they also meet trucks and pedestrians (try --world plain)"
