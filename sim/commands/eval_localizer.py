@@ -67,8 +67,8 @@ def run(args: argparse.Namespace) -> int:
     from mapping.localizer import load_net
     from sim.envs import check_env_id
 
+    net = load_net(args.weights)  # before creating --out, so a bad file leaves nothing behind
     out = check_writable_dir(args.out)
-    net = load_net(args.weights)
     torch.set_num_threads(1)
     drive = DriveConfig(env_id=check_env_id(args.env), steps=args.steps)
     with tqdm(total=len(args.seeds) * args.steps, desc="eval", disable=args.no_progress) as bar:
