@@ -10,7 +10,9 @@ neighbouring, nearly identical frames do not straddle the split.
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,14 +57,35 @@ class _Tally:
     boxes: Counter = field(default_factory=Counter)
 
 
+def _clear_earlier_run(out: Path) -> None:
+    """Remove an earlier autolabel dataset in ``out`` so runs never mix; refuse to touch image
+    or label folders that another tool wrote."""
+    summary = out / "summary.json"
+    ours = False
+    if summary.is_file():
+        try:
+            ours = json.loads(summary.read_text(encoding="utf-8")).get("command") == "autolabel"
+        except (OSError, ValueError, AttributeError):
+            ours = False
+    folders = [out / name for name in ("images", "labels") if (out / name).exists()]
+    if folders and not ours:
+        raise OSError(
+            f"{out} already holds {', '.join(f.name for f in folders)}/ that autolabel did not "
+            "write; choose another --out"
+        )
+    for folder in folders:
+        shutil.rmtree(folder)
+    for stale in ("data.yaml", "summary.json"):
+        (out / stale).unlink(missing_ok=True)
+
+
 def autolabel(config: AutolabelConfig, teacher: Detector) -> dict[str, Any]:
     """Label the sources' frames with ``teacher`` and write the dataset; returns the summary.
 
     :raises OSError: unreadable sources or an unwritable output.
     """
     sources = [FrameSource(path) for path in config.sources]
-    for stale in ("data.yaml", "summary.json"):
-        (config.out / stale).unlink(missing_ok=True)
+    _clear_earlier_run(config.out)
     tally = _Tally()
     for source in sources:
         _label_source(config, source, teacher, tally)

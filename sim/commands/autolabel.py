@@ -77,10 +77,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--conf must be in (0, 1], got {args.conf}")
     if not 0.0 <= args.val_fraction < 1.0:
         raise ValueError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
-    out = check_writable_dir(args.out)
     for path in args.inputs:
         FrameSource(path)  # fail on a bad input before loading the model
     teacher = load_detector(args.teacher, conf=args.conf)
+    out = check_writable_dir(args.out)  # only once the inputs are known to be good
     config = AutolabelConfig(
         sources=tuple(Path(p) for p in args.inputs),
         out=out,
