@@ -10,6 +10,7 @@ import pytest
 from bus import Bus, MessageTypeError, UnknownTopicError
 from bus.messages import DrivingAction, EgoState, Header, MetaAction, ObjectList, Pose2D
 from bus.topics import TOPICS, TopicSpec
+from tests.factories import make_ego
 
 
 def action(stamp_ns: int, meta: MetaAction = MetaAction.IDLE) -> DrivingAction:
@@ -125,19 +126,5 @@ def test_latched_topic_delivers_last_message_to_late_subscriber():
 
 
 def test_messages_round_trip_through_json():
-    ego = EgoState(
-        header=Header(stamp_ns=5, seq=2),
-        pose=Pose2D(1.0, -2.0, 0.1),
-        speed_mps=25.0,
-        yaw_rate_rps=0.0,
-        length_m=5.0,
-        width_m=2.0,
-        lane_index=1,
-        target_lane_index=1,
-        lane_count=3,
-        target_speed_mps=25.0,
-        odometer_m=10.0,
-        crashed=False,
-        on_road=True,
-    )
+    ego = make_ego(Pose2D(1.0, -2.0, 0.1), header=Header(stamp_ns=5, seq=2), odometer_m=10.0)
     assert msgspec.json.decode(msgspec.json.encode(ego), type=EgoState) == ego

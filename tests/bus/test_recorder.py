@@ -36,25 +36,18 @@ from bus.recorder import Recorder, RecorderConfig, partial_path
 from bus.replay import LogReader
 from bus.schema import json_schema
 from bus.topics import CONTROL_RATE, TOPICS
+from tests.factories import make_ego
 
 
 def make_step(stamp_ns: int, seq: int) -> list[tuple[str, msgspec.Struct]]:
     """One control step's messages in publish order, with varied field values."""
     header = Header(stamp_ns=stamp_ns, seq=seq)
-    ego = EgoState(
-        header=header,
-        pose=Pose2D(10.0 + seq, -4.0, 0.01),
+    ego = make_ego(
+        Pose2D(10.0 + seq, -4.0, 0.01),
         speed_mps=25.0 + 0.5 * seq,
-        yaw_rate_rps=0.0,
-        length_m=5.0,
-        width_m=2.0,
-        lane_index=1,
-        target_lane_index=1,
-        lane_count=3,
+        header=header,
         target_speed_mps=25.0,
         odometer_m=25.0 * seq,
-        crashed=False,
-        on_road=True,
     )
     car = ObjectState(
         object_id=7,

@@ -9,23 +9,15 @@ import numpy as np
 from bus.messages import EgoState, Header, LocalizationStatus, LocalizerFix, Pose2D
 from bus.messages.camera import Image
 from mapping.node import LocalizationConfig, LocalizationNode
+from tests.factories import make_ego
 
 
 def _ego(step: int, speed_mps: float = 25.0) -> EgoState:
-    return EgoState(
+    return make_ego(
+        Pose2D(step * speed_mps, -4.0, 0.0),
+        speed_mps,
         header=Header(stamp_ns=step * 10**9),
-        pose=Pose2D(step * speed_mps, -4.0, 0.0),
-        speed_mps=speed_mps,
-        yaw_rate_rps=0.0,
-        length_m=5.0,
-        width_m=2.0,
-        lane_index=1,
-        target_lane_index=1,
-        lane_count=3,
-        target_speed_mps=speed_mps,
         odometer_m=step * speed_mps,
-        crashed=False,
-        on_road=True,
     )
 
 

@@ -23,6 +23,7 @@ from planning.rule import RulePlanner
 from planning.scene import build_scene, project_onto_polyline
 from sim.loop import ClosedLoop
 from sim.simulator import SimConfig
+from tests.factories import make_ego
 from tests.planning.scenes import place
 
 LANE_WIDTH_M = 4.0
@@ -45,21 +46,7 @@ def _lanes(count: int) -> LaneGeometry:
 
 
 def _ego(lane: int, x_m: float, speed_mps: float) -> EgoState:
-    return EgoState(
-        header=Header(stamp_ns=0),
-        pose=Pose2D(x_m, -LANE_WIDTH_M * lane, 0.0),
-        speed_mps=speed_mps,
-        yaw_rate_rps=0.0,
-        length_m=5.0,
-        width_m=2.0,
-        lane_index=lane,
-        target_lane_index=lane,
-        lane_count=3,
-        target_speed_mps=speed_mps,
-        odometer_m=0.0,
-        crashed=False,
-        on_road=True,
-    )
+    return make_ego(Pose2D(x_m, -LANE_WIDTH_M * lane, 0.0), speed_mps, lane)
 
 
 def _car(object_id: int, lane: int, x_m: float, speed_mps: float, ego: EgoState) -> ObjectState:

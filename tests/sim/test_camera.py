@@ -32,6 +32,7 @@ from sim.camera import (
 )
 from sim.camera.raster import clip_near
 from sim.camera.road import DASHED_LINE_WIDTH_M
+from tests.factories import make_ego
 
 FLAT = CameraConfig(pitch_deg=0.0, height_m=1.4, forward_m=1.0, hfov_deg=90.0)
 """A level camera with fx = fy = 320 px at 640x360."""
@@ -39,21 +40,7 @@ LANE_WIDTH_M = 4.0
 
 
 def _ego(x: float = 0.0, y: float = 0.0, yaw: float = 0.0) -> EgoState:
-    return EgoState(
-        header=Header(stamp_ns=0),
-        pose=Pose2D(x, y, yaw),
-        speed_mps=0.0,
-        yaw_rate_rps=0.0,
-        length_m=5.0,
-        width_m=2.0,
-        lane_index=1,
-        target_lane_index=1,
-        lane_count=3,
-        target_speed_mps=0.0,
-        odometer_m=0.0,
-        crashed=False,
-        on_road=True,
-    )
+    return make_ego(Pose2D(x, y, yaw), speed_mps=0.0)
 
 
 def _vehicle(
