@@ -17,6 +17,7 @@ from bus.messages import EgoState, MetaAction
 from planning.learned import ObservationPlanner
 from planning.observation import KinematicsConfig
 from planning.policy_io import PolicyFileError, load_dqn_files
+from planning.shield import Shield, ShieldConfig
 
 SHIPPED_POLICY = "dqn_highway_fast.pt"
 """File name of the shipped DQN policy under ``planning/models/``."""
@@ -87,12 +88,20 @@ class DQNPolicy:
 
     :param network: the rebuilt Q-network (torch module, eval mode).
     :param observation: the observation config it was trained with.
+    :param shield: the safety shield it was trained with (applied by :meth:`act`), or None.
     """
 
-    def __init__(self, network, observation: KinematicsConfig, metadata: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        network,
+        observation: KinematicsConfig,
+        metadata: dict[str, Any],
+        shield: Shield | None = None,
+    ) -> None:
         self.network = network
         self.observation = observation
         self.metadata = metadata
+        self.shield = shield
 
     @classmethod
     def load(cls, path: str | Path) -> DQNPolicy:
@@ -112,6 +121,11 @@ class DQNPolicy:
                 f"{source}: observation shape {observation.shape} does not match the network "
                 f"input size {spec.input_size}"
             )
+        try:
+            shield_config = ShieldConfig.from_dict(metadata.get("shield"))
+            shield = Shield(observation, shield_config) if shield_config else None
+        except (TypeError, ValueError) as error:
+            raise PolicyFileError(f"{source}: bad 'shield' entry ({error})") from None
         network = build_q_network(spec)
         try:
             network.load_state_dict(state_dict)
@@ -120,7 +134,7 @@ class DQNPolicy:
                 f"{source}: weights do not fit the declared network ({str(error).splitlines()[0]})"
             ) from None
         network.eval()
-        return cls(network, observation, metadata)
+        return cls(network, observation, metadata, shield)
 
     def q_values(self, observation: np.ndarray) -> np.ndarray:
         """Q-values (n_actions,) float32 of one observation of shape ``self.observation.shape``."""
@@ -130,9 +144,15 @@ class DQNPolicy:
             inputs = torch.as_tensor(np.asarray(observation, dtype=np.float32).reshape(1, -1))
             return self.network(inputs)[0].numpy()
 
-    def act(self, observation: np.ndarray) -> int:
-        """Greedy action index (highway-env meta-action)."""
-        return int(np.argmax(self.q_values(observation)))
+    def act(self, observation: np.ndarray, lane_count: int | None = None) -> int:
+        """Greedy action index (highway-env meta-action), through the shield if the policy has
+        one (it then needs the road's ``lane_count``)."""
+        action = int(np.argmax(self.q_values(observation)))
+        if self.shield is None:
+            return action
+        if lane_count is None:
+            raise ValueError("a shielded policy needs the road's lane_count to act")
+        return self.shield.filter(observation, action, lane_count)
 
 
 class DQNPlanner(ObservationPlanner):
@@ -149,4 +169,4 @@ class DQNPlanner(ObservationPlanner):
         self.observation = policy.observation
 
     def choose(self, observation: np.ndarray, ego: EgoState) -> MetaAction:
-        return MetaAction(self.policy.act(observation))
+        return MetaAction(self.policy.act(observation, ego.lane_count))

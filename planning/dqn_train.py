@@ -24,6 +24,7 @@ from bus.atomic import write_json
 from planning.dqn import NetworkSpec
 from planning.observation import KinematicsConfig
 from planning.policy_io import save_dqn_policy
+from planning.shield import Shield, ShieldConfig, shield_wrapper
 
 logger = logging.getLogger(__name__)
 
@@ -74,10 +75,13 @@ class TrainConfig:
     eval_freq: int = 5_000
     eval_episodes: int = 10
     checkpoint_freq: int = 5_000
+    shield: ShieldConfig | None = None
+    """A safety shield (:mod:`planning.shield`) the policy is trained and run with, or None."""
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["observation"] = self.observation.to_dict()
+        data["shield"] = self.shield.to_dict() if self.shield else None
         data["hyper"]["hidden_sizes"] = list(self.hyper.hidden_sizes)
         return {"algo": "dqn", **data}
 
@@ -95,7 +99,12 @@ class TrainConfig:
         if "hidden_sizes" in hyper:
             hyper["hidden_sizes"] = tuple(int(h) for h in hyper["hidden_sizes"])
         observation = KinematicsConfig.from_dict(data.pop("observation", {}) or {})
-        return cls(observation=observation, hyper=DQNHyperparameters(**hyper), **data)
+        shield = ShieldConfig.from_dict(data.pop("shield", None))
+        if shield is not None:
+            Shield(observation, shield)  # raises when the observation cannot feed it
+        return cls(
+            observation=observation, hyper=DQNHyperparameters(**hyper), shield=shield, **data
+        )
 
     def training_env_config(self) -> dict[str, Any]:
         return {**self.env_config, "observation": self.observation.to_highway_config()}
@@ -164,6 +173,8 @@ def make_env_factory(config: TrainConfig, shaped: bool) -> Callable[[], Any]:
         from sim.envs import make_env
 
         env = make_env(config.env_id, config.training_env_config())
+        if config.shield is not None:
+            env = shield_wrapper(env, Shield(config.observation, config.shield))
         if shaped and config.hyper.collision_penalty:
             env = _collision_penalty_wrapper(env, config.hyper.collision_penalty)
         return Monitor(env)
@@ -257,6 +268,7 @@ def export_policy(
         "env_config": config.env_config,
         "trained_steps": int(model.num_timesteps),
         "seed": config.seed,
+        "shield": config.shield.to_dict() if config.shield else None,
         **(extra or {}),
     }
     return save_dqn_policy(path, model.q_net.q_net.state_dict(), metadata)
