@@ -56,11 +56,20 @@ def _nullable_numbers(schema: Any) -> Any:
     converted = {
         key: _nullable_numbers(value)
         for key, value in schema.items()
-        if not (key == "default" and isinstance(value, float) and not math.isfinite(value))
+        if not (key == "default" and _has_non_finite(value))
     }
     if converted.get("type") == "number":
         converted["type"] = ["number", "null"]
     return converted
+
+
+def _has_non_finite(value: Any) -> bool:
+    """Whether a schema value holds a NaN or infinity (a default such as ``(nan, nan)``)."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, (list, tuple)):
+        return any(_has_non_finite(item) for item in value)
+    return False
 
 
 def json_decoder(msg_type: type[msgspec.Struct]) -> Callable[[bytes], Any]:

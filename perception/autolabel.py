@@ -108,7 +108,7 @@ def autolabel(config: AutolabelConfig, teacher: Detector) -> dict[str, Any]:
 def _label_source(
     config: AutolabelConfig, source: FrameSource, teacher: Detector, tally: _Tally
 ) -> None:
-    from tqdm import tqdm
+    from sim.progress import progress_bar
 
     expected = (
         source.expected_count
@@ -118,11 +118,11 @@ def _label_source(
     kept_indices = list(range(0, expected, config.every))
     val_start = len(kept_indices) - round(len(kept_indices) * config.val_fraction)
     val_from_index = kept_indices[val_start] if val_start < len(kept_indices) else expected
-    with tqdm(
+    with progress_bar(
+        config.progress,
         total=len(kept_indices),
         unit="frame",
         desc=source.path.name,
-        disable=not config.progress,
         leave=False,
     ) as bar:
         for frame in source:

@@ -35,6 +35,25 @@ IGNORE_CLASS_ID = -1
 YOLO_FIELDS = 5
 KITTI_FIELDS = (15, 16)
 """KITTI label_2 lines have 15 fields, 16 with a detection score."""
+KITTI_FIELD_NAMES = (
+    "type",
+    "truncated",
+    "occluded",
+    "alpha",
+    "x1",
+    "y1",
+    "x2",
+    "y2",
+    "height",
+    "width",
+    "length",
+    "x",
+    "y",
+    "z",
+    "rotation_y",
+    "score",
+)
+"""Names of the fields of a KITTI label_2 line, for error messages."""
 
 YOLO_TOLERANCE = 1e-3
 """How far normalised YOLO coordinates may stray outside [0, 1] (rounding in writers)."""
@@ -194,8 +213,8 @@ def read_kitti_label(path: str | os.PathLike) -> LabelFile:
             raise LabelFormatError(
                 f"{where}: unknown KITTI type {kitti_type!r}; known: {', '.join(KITTI_TO_OURS)}"
             )
-        x1, y1, x2, y2 = _floats(fields[4:8], where)
-        _floats(fields[8:], where)
+        values = _kitti_numbers(fields, where)
+        x1, y1, x2, y2 = values[3:7]
         if x2 < x1 or y2 < y1:
             raise LabelFormatError(
                 f"{where}: box corners {x1} {y1} {x2} {y2} are not x1<=x2, y1<=y2"
@@ -209,6 +228,22 @@ def read_kitti_label(path: str | os.PathLike) -> LabelFile:
             ids.append(class_id(ours))
         rows.append((x1, y1, x2, y2))
     return _labels(str(path), rows, ids, normalized=False)
+
+
+def _kitti_numbers(fields: list[str], where: str) -> list[float]:
+    """The numeric fields of a KITTI line (all but the type), each checked by name."""
+    values = []
+    for name, text in zip(KITTI_FIELD_NAMES[1:], fields[1:], strict=False):
+        try:
+            value = float(text)
+        except ValueError:
+            raise LabelFormatError(
+                f"{where}: KITTI field {name!r} is not a number: {text!r}"
+            ) from None
+        if not math.isfinite(value):
+            raise LabelFormatError(f"{where}: KITTI field {name!r} is not finite: {text!r}")
+        values.append(value)
+    return values
 
 
 def read_coco_json(path: str | os.PathLike) -> LabelSet:

@@ -1,14 +1,18 @@
 """The camera perception node: detections, tracked road users in the ego frame, and signs.
 
-Reads ``/camera/image`` (trigger), ``/camera/info`` (latched calibration) and, when present,
+Reads ``/camera/image`` (the trigger, or ``/sim/ego`` in the closed loop: see
+:class:`PerceptionConfig`), ``/camera/info`` (latched calibration) and, when present,
 ``/sim/ego`` (ego speed, to turn relative velocities into absolute ones). Publishes
 ``/perception/detections`` (Detections2D), ``/perception/objects`` (ObjectList, ``ego``
 frame, same type as ground truth), ``/perception/signs`` (SignList) and
 ``/perception/lanes`` (LaneEstimate).
 
-Distance comes from flat-road geometry: the bottom centre of a box is where the object
-touches the road; its ray through the calibrated camera meets the road plane at the
-object's near face. The object's centre is put half a typical length beyond it.
+Distance comes from flat-road geometry: the bottom edge of a box is where the object
+touches the road; rays through its corners meet the road plane at the object's near face,
+which with the class's typical size places its centre
+(:func:`perception.geometry.box_footprint_centre`). Tracks (ByteTrack,
+:mod:`perception.tracker`) give stable ids and velocities; the heading is the direction of
+motion.
 """
 
 from __future__ import annotations
@@ -33,24 +37,29 @@ from bus.messages.perception import (
 )
 from perception.classes import CLASS_IDS, CLASS_NAMES
 from perception.detector import Detections, Detector
-from perception.geometry import box_ground_contact, camera_matrices
+from perception.geometry import box_footprint_centre, box_ground_contact, camera_matrices
 from perception.lanes import LaneConfig, estimate_lane
-from perception.tracker import Tracker, TrackerConfig
+from perception.tracker import Track, Tracker, TrackerConfig
 
 logger = logging.getLogger(__name__)
 
 KPH_TO_MPS = 1000.0 / 3600.0
 NS_PER_S = 1e9
 
-# TODO(#6): object size and heading are class priors (heading 0 relative to the ego), not
-# estimated from the box; and `drivestack sim` has no option yet to put this node in the loop
-# instead of ground truth (make_perception_node below builds it).
+# TODO(#6): object length and width are these class priors. Measuring them from the box (the
+# rear face's width straight ahead, a visible side's length) made the errors larger in
+# bench.perception_objects: the detector's box edges jitter by pixels, and a side's length
+# moves by metres per pixel beyond ~20 m. It needs a 3-D box head or a longer track history.
 TYPICAL_SIZE_M: dict[str, tuple[float, float]] = {
     "car": (5.0, 2.0),
     "truck": (12.0, 2.5),
     "pedestrian": (0.5, 0.6),
 }
-"""Class -> (length, width) [m] assumed for perceived objects (highway-env's car is 5 x 2)."""
+"""Class -> (length, width) [m] assumed for perceived objects where the box does not show
+them (highway-env's car is 5 x 2; our trucks are 10-16.5 x 2.4-2.6)."""
+
+MIN_HEADING_SPEED_MPS = 2.0
+"""Below this speed an object's heading is not taken from its motion (it is taken as 0)."""
 
 OBJECT_CLASSES = {
     "car": ObjectClass.CAR,
@@ -63,10 +72,14 @@ OBJECT_CLASSES = {
 class PerceptionConfig:
     """:param max_range_m: objects whose road contact is farther are not published [m].
     :param sign_min_px: smallest sign box side classified [px].
+    :param trigger: the input whose arrival makes the node compute: the camera image, or
+        ``/sim/ego`` in the closed loop, where the simulator publishes the ego state after
+        the camera image of the same step (so the node sees the ego speed of its frame).
     """
 
     max_range_m: float = 150.0
     sign_min_px: float = 6.0
+    trigger: str = "/camera/image"
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     lanes: LaneConfig = field(default_factory=LaneConfig)
 
@@ -76,7 +89,6 @@ class PerceptionNode:
 
     name = "perception"
     inputs = ("/camera/image", "/camera/info", "/sim/ego")
-    trigger = "/camera/image"
 
     def __init__(
         self,
@@ -88,17 +100,46 @@ class PerceptionNode:
         self.config = config
         self.sign_classifier = sign_classifier
         self.tracker = Tracker(config.tracker)
+        if config.trigger not in self.inputs:
+            raise ValueError(f"trigger {config.trigger!r} is not one of {self.inputs}")
+        self.trigger = config.trigger
+        self.detector_ms: list[float] = []
+        """Detector latency of every frame so far [ms]."""
+        self.step_ms: list[float] = []
+        """Time of every whole step so far (detection, tracking, lanes, signs) [ms]."""
 
     def reset(self) -> None:
         self.tracker.reset()
 
     def step(self, inputs: Mapping[str, Any]) -> dict[str, msgspec.Struct]:
+        if "/camera/image" not in inputs:
+            return {}
+        step_started = time.perf_counter()
+        outputs = self._perceive(inputs)
+        self.step_ms.append((time.perf_counter() - step_started) * 1000.0)
+        return outputs
+
+    def timing_report(self) -> dict[str, Any]:
+        """Frames processed and the mean and 95th percentile of the detector latency and of
+        the whole step [ms], for run summaries."""
+        report: dict[str, Any] = {"frames": len(self.step_ms), "detector": self.detector.name}
+        for key, values in (("detector_ms", self.detector_ms), ("step_ms", self.step_ms)):
+            if values:
+                report[key] = {
+                    "mean": float(np.mean(values)),
+                    "p95": float(np.percentile(values, 95)),
+                    "max": float(np.max(values)),
+                }
+        return report
+
+    def _perceive(self, inputs: Mapping[str, Any]) -> dict[str, msgspec.Struct]:
         image: Image = inputs["/camera/image"]
         info: CameraInfo | None = inputs.get("/camera/info")
         pixels = np.frombuffer(image.data, np.uint8).reshape(image.height, image.width, 3)
         started = time.perf_counter()
         detections = self.detector.detect(pixels)
         latency_ms = (time.perf_counter() - started) * 1000.0
+        self.detector_ms.append(latency_ms)
 
         positions = self._road_positions(detections, info)
         tracks = self.tracker.update(detections, positions, image.header.stamp_ns / NS_PER_S)
@@ -109,7 +150,7 @@ class PerceptionNode:
             "/perception/detections": self._detections_message(
                 image, detections, positions, track_ids, latency_ms, signs
             ),
-            "/perception/objects": self._objects(tracks, header, inputs.get("/sim/ego")),
+            "/perception/objects": self._objects(tracks, header, inputs.get("/sim/ego"), info),
             "/perception/signs": signs,
             "/perception/lanes": self._lanes(pixels, info, header),
         }
@@ -144,11 +185,11 @@ class PerceptionNode:
         return box_ground_contact(detections.boxes_xyxy, k, t_camera_ego)
 
     @staticmethod
-    def _track_ids(detections: Detections, tracks) -> np.ndarray:
+    def _track_ids(detections: Detections, tracks: list[Track]) -> np.ndarray:
+        """Track id of each detection, -1 for detections no confirmed track holds."""
         ids = np.full(len(detections), -1, np.int64)
         for track in tracks:
-            same = np.flatnonzero(np.all(detections.boxes_xyxy == track.box_xyxy, axis=1))
-            ids[same] = track.track_id
+            ids[track.detection_index] = track.track_id
         return ids
 
     def _detections_message(
@@ -191,7 +232,12 @@ class PerceptionNode:
             detections=items,
         )
 
-    def _objects(self, tracks, header: Header, ego) -> ObjectList:
+    def _objects(
+        self, tracks: list[Track], header: Header, ego, info: CameraInfo | None
+    ) -> ObjectList:
+        if info is None:
+            return ObjectList(header=header)
+        k, t_camera_ego = camera_matrices(info)
         ego_speed = float(ego.speed_mps) if ego is not None else 0.0
         objects = []
         for track in tracks:
@@ -201,16 +247,20 @@ class PerceptionNode:
             if track.position_m[0] > self.config.max_range_m:
                 continue
             length_m, width_m = TYPICAL_SIZE_M[name]
-            centre = Pose2D(
-                float(track.position_m[0] + length_m / 2), float(track.position_m[1]), 0.0
+            centre_xy = box_footprint_centre(
+                track.box_xyxy, (length_m, width_m), k, t_camera_ego, info.width
             )
+            if centre_xy is None:
+                continue
             relative = Vector2(float(track.velocity_mps[0]), float(track.velocity_mps[1]))
+            absolute = Vector2(relative.x + ego_speed, relative.y)
+            centre = Pose2D(float(centre_xy[0]), float(centre_xy[1]), _heading(absolute))
             objects.append(
                 ObjectState(
                     object_id=track.track_id,
                     object_class=OBJECT_CLASSES[name],
                     pose=centre,
-                    velocity_mps=Vector2(relative.x + ego_speed, relative.y),
+                    velocity_mps=absolute,
                     ego_pose=centre,
                     ego_velocity_mps=relative,
                     length_m=length_m,
@@ -253,6 +303,14 @@ class PerceptionNode:
                 )
             )
         return SignList(header=header, signs=tuple(observations))
+
+
+def _heading(velocity_mps: Vector2) -> float:
+    """Heading [rad, ego frame] of an object moving at ``velocity_mps`` (ego frame, ego
+    speed included); 0 (along the ego) when it moves too slowly to tell."""
+    if np.hypot(velocity_mps.x, velocity_mps.y) < MIN_HEADING_SPEED_MPS:
+        return 0.0
+    return float(np.arctan2(velocity_mps.y, velocity_mps.x))
 
 
 def _crop(pixels: np.ndarray, box_xyxy: np.ndarray) -> np.ndarray:

@@ -2,8 +2,12 @@
 COCO metrics. The work behind ``drivestack eval-video``; tests call :func:`run_clip_eval`
 with any :class:`perception.detector.Detector` (an oracle, a fake, a real model).
 
-Outputs in ``out``, each written atomically; ``summary.json`` is written last, so a run that
-failed leaves no summary (and the stale outputs of an earlier run are removed first):
+Inputs (frames, labels) are checked before ``out`` is created or touched. Outputs in ``out``,
+each written atomically; ``summary.json`` is written last, so a run that failed leaves no
+summary (the stale outputs of an earlier run are removed first, and an ``out`` the failed
+run created is removed again). A video that ends before the frame count its header states
+(truncated or corrupt) is scored on the frames read and its summary says ``complete: false``
+with the reason:
 
 - ``annotated.mp4``: frames with boxes drawn (H.264).
 - ``detections.jsonl``: one JSON object per frame.
@@ -18,12 +22,12 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
 
-from bus.atomic import atomic_path, write_json
+from bus.atomic import atomic_path, check_writable_dir, write_json
 from perception.classes import BOX_CLASS_NAMES, CLASS_NAMES
 from perception.detector import Detections, Detector
 from perception.evaluation import (
@@ -79,29 +83,67 @@ class _Run:
     detections: list[Detections]
     latencies_ms: list[float]
     max_frames: int | None = None
+    frames_expected: int = 0
     wall_s: float = 0.0
     interrupted: bool = False
+    truncated: bool = False
+
+    @property
+    def read_all(self) -> bool:
+        """Whether every frame of the clip was read (no stop, no early end)."""
+        return not self.interrupted and not self.truncated and self.max_frames is None
 
 
-def run_clip_eval(config: ClipEvalConfig, detector: Detector) -> dict[str, Any]:
-    """Detect over the clip, write the outputs, and return the summary.
+class ClipInputs(NamedTuple):
+    """The checked inputs of a run: the frames, and the labels (None without)."""
 
-    :raises OSError: unreadable input, or an output that cannot be written.
+    source: FrameSource
+    labels: LabelSet | None
+
+
+def check_inputs(config: ClipEvalConfig) -> ClipInputs:
+    """Open the frames and read the labels, checking that they match; touches no output.
+
+    :raises OSError: unreadable input.
     :raises ValueError: malformed labels, labels that match no frame, unknown classes.
     """
     source = FrameSource(config.source)
     label_set = read_labels(config.labels) if config.labels is not None else None
     if label_set is not None:
         match_frames(label_set, source.expected_names())
-    remove_stale_outputs(config.out)
+    return ClipInputs(source, label_set)
 
-    run = _detect_all(config, source, detector)
-    summary = _base_summary(config, detector, source, run)
+
+def run_clip_eval(
+    config: ClipEvalConfig, detector: Detector, inputs: ClipInputs | None = None
+) -> dict[str, Any]:
+    """Detect over the clip, write the outputs, and return the summary.
+
+    :param inputs: what :func:`check_inputs` returned for ``config`` (checked here if None).
+    :raises OSError: unreadable input, or an output that cannot be written.
+    :raises ValueError: malformed labels, labels that match no frame, unknown classes.
+    """
+    inputs = inputs or check_inputs(config)
+    created_out = not config.out.exists()
+    try:
+        return _run_into(config, detector, inputs)
+    except BaseException:
+        if created_out and config.out.is_dir() and not any(config.out.iterdir()):
+            config.out.rmdir()  # leave no empty folder that looks like a run's
+        raise
+
+
+def _run_into(config: ClipEvalConfig, detector: Detector, inputs: ClipInputs) -> dict[str, Any]:
+    remove_stale_outputs(config.out)
+    run = _detect_all(config, inputs.source, detector)
+    summary = _base_summary(config, detector, inputs.source, run)
     write_json(config.out / "coco_results.json", coco_results(run.detections))
-    if label_set is not None:
-        evaluation = _evaluate(config, label_set, run)
+    if inputs.labels is not None:
+        evaluation = _evaluate(config, inputs.labels, run)
         summary["metrics"] = metrics_dict(evaluation)
-        summary["labelled_frames"] = len(evaluation_frames(label_set, run))
+        scored = len(evaluation_frames(inputs.labels, run))
+        summary["labelled_frames"] = scored
+        summary["labelled_frames_not_read"] = len(inputs.labels.frames) - scored
     summary["outputs"] = [name for name in OUTPUT_FILES[1:] if (config.out / name).exists()]
     write_json(config.out / "summary.json", summary)
     return summary
@@ -112,8 +154,9 @@ def _limit(names: list[str], max_frames: int | None) -> list[str]:
 
 
 def remove_stale_outputs(out: Path) -> None:
-    """Delete the outputs of an earlier run in ``out``, so none is mistaken for this run's."""
-    out.mkdir(parents=True, exist_ok=True)
+    """Create ``out`` if needed, checking it can be written, and delete the outputs of an
+    earlier run in it, so none is mistaken for this run's."""
+    check_writable_dir(out)
     for name in OUTPUT_FILES:
         (out / name).unlink(missing_ok=True)
 
@@ -121,21 +164,20 @@ def remove_stale_outputs(out: Path) -> None:
 def _detect_all(config: ClipEvalConfig, source: FrameSource, detector: Detector) -> _Run:
     """The pass over the frames: detect, draw, append the JSON line. On an exception the
     partial video and JSON lines are discarded; on Ctrl-C what is finished is kept."""
-    from tqdm import tqdm
-
+    from sim.progress import progress_bar
     from sim.video import Mp4Writer
 
-    run = _Run([], [], [], [], max_frames=config.max_frames)
     total = _limit(source.expected_names(), config.max_frames)
+    run = _Run([], [], [], [], max_frames=config.max_frames, frames_expected=len(total))
     video = Mp4Writer(config.out / "annotated.mp4", fps=source.fps) if config.write_video else None
     started = time.perf_counter()
     with (
         atomic_path(config.out / "detections.jsonl") as lines_path,
         lines_path.open("w", encoding="utf-8") as lines,
-        tqdm(
+        progress_bar(
+            config.progress,
             total=len(total),
             unit="frame",
-            disable=not config.progress,
             leave=False,
             desc=config.source.name,
         ) as bar,
@@ -169,14 +211,24 @@ def _detect_all(config: ClipEvalConfig, source: FrameSource, detector: Detector)
     run.wall_s = time.perf_counter() - started
     if not run.names:
         raise OSError(f"input {str(config.source)!r} yielded no frames")
-    if source.is_video and len(run.names) != source.expected_count and config.max_frames is None:
-        logger.warning(
-            "%s: read %d frames, its header states %d",
+    run.truncated = not run.interrupted and len(run.names) < run.frames_expected
+    if run.truncated:
+        logger.warning("%s", _truncation_reason(config.source, run))
+    elif len(run.names) > run.frames_expected:
+        logger.info(
+            "%s: read %d frames, more than the %d its header states",
             config.source,
             len(run.names),
-            source.expected_count,
+            run.frames_expected,
         )
     return run
+
+
+def _truncation_reason(source: Path, run: _Run) -> str:
+    return (
+        f"video {str(source)!r} ends after {len(run.names)} of the {run.frames_expected} "
+        "frames its header states (truncated or corrupt); results cover the frames read"
+    )
 
 
 def _fit(
@@ -274,8 +326,7 @@ def _evaluate(config: ClipEvalConfig, label_set: LabelSet, run: _Run) -> Evaluat
 
 def evaluation_frames(label_set: LabelSet, run: _Run) -> dict[int, LabelFile]:
     """Frame index -> labels, for the frames read that have labels."""
-    read_all = not run.interrupted and run.max_frames is None
-    return match_frames(label_set, run.names, strict=read_all)
+    return match_frames(label_set, run.names, strict=run.read_all)
 
 
 def metrics_dict(evaluation: Evaluation) -> dict[str, Any]:
@@ -298,8 +349,18 @@ def _base_summary(
         "detector": detector.name,
         "classes": list(BOX_CLASS_NAMES),
         "frames": len(run.names),
-        "complete": not run.interrupted,
+        "frames_expected": run.frames_expected,
+        "frames_read": len(run.names),
+        "complete": not run.interrupted and not run.truncated,
         "interrupted": run.interrupted,
+        "truncated": run.truncated,
+        "incomplete_reason": (
+            "interrupted"
+            if run.interrupted
+            else _truncation_reason(config.source, run)
+            if run.truncated
+            else None
+        ),
         "frame_size_wh": list(run.sizes_wh[0]),
         "video_fps": source.fps,
         "latency_ms": {

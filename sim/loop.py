@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -37,11 +37,25 @@ class EpisodeResult:
 
 
 class ClosedLoop:
-    """A simulator and a planner node on a shared in-process bus."""
+    """A simulator and a planner node on a shared in-process bus.
 
-    def __init__(self, sim_config: SimConfig, planner: Node | None, bus: Bus | None = None) -> None:
+    :param nodes: more nodes on the same bus (e.g. camera perception), subscribed before the
+        planner, so that what they publish on a state reaches the bus before the planner
+        answers that state.
+    """
+
+    def __init__(
+        self,
+        sim_config: SimConfig,
+        planner: Node | None,
+        bus: Bus | None = None,
+        nodes: Sequence[Node] = (),
+    ) -> None:
         self.bus = bus or Bus()
         self.simulator = Simulator(sim_config, self.bus)
+        self.node_runners = [
+            NodeRunner(node, self.bus, self.simulator.control_rate_hz) for node in nodes
+        ]
         self.planner = planner
         # planner None: it runs elsewhere (another process) and answers over a transport.
         self.runner = (
@@ -72,8 +86,9 @@ class ClosedLoop:
             episode and the step (0-based, the step that waited for its action).
         """
         start = time.perf_counter()
-        if self.runner:
-            self.runner.reset()
+        for runner in (*self.node_runners, self.runner):
+            if runner:
+                runner.reset()
         ego = self.simulator.reset(seed, prepare)
         overlay = {"step": 0, "action": "-", "speed_mps": ego.speed_mps}
         capture = _FrameCapture(self.simulator, on_frame, overlay) if on_frame else None
@@ -142,8 +157,9 @@ class ClosedLoop:
         return report() if report is not None else None
 
     def close(self) -> None:
-        if self.runner:
-            self.runner.close()
+        for runner in (*self.node_runners, self.runner):
+            if runner:
+                runner.close()
         self.simulator.close()
 
 

@@ -18,7 +18,8 @@ def add_parser(subparsers) -> None:
         help="evaluate the landmark localizer on held-out drives",
         description=(
             "Drive the held-out seeds, localize every camera frame with the CNN localizer "
-            "(prior: the EKF's prediction from noisy odometry) and fuse the fixes. Reports "
+            "and the dash pattern of the mapped lane lines (prior: the EKF's prediction "
+            "from noisy odometry) and fuse the fixes. Reports "
             "median and 95th-percentile position error [m], median heading error [deg] and "
             "the share of frames within 1 m, for the localizer's fixes, the fused pose and "
             "dead reckoning; and the localizer's rate on one CPU thread. Writes "
@@ -59,19 +60,19 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import torch
-    from tqdm import tqdm
 
     from bus.atomic import check_writable_dir, write_json
     from mapping.drives import DriveConfig
     from mapping.evaluation import evaluate
     from mapping.localizer import load_net
     from sim.envs import check_env_id
+    from sim.progress import progress_bar
 
     net = load_net(args.weights)  # before creating --out, so a bad file leaves nothing behind
     out = check_writable_dir(args.out)
     torch.set_num_threads(1)
     drive = DriveConfig(env_id=check_env_id(args.env), steps=args.steps)
-    with tqdm(total=len(args.seeds) * args.steps, desc="eval", disable=args.no_progress) as bar:
+    with progress_bar(not args.no_progress, total=len(args.seeds) * args.steps, desc="eval") as bar:
         result = evaluate(net, args.seeds, drive, on_frame=lambda: bar.update(1))
     summary = result.summary()
     write_json(
@@ -85,7 +86,8 @@ def format_table(summary: dict) -> str:
     """The summary as a fixed-width table."""
     lines = [
         f"{summary['frames']} frames, "
-        f"{100 * summary['fix_with_landmarks_share']:.0f} % with a landmark fix",
+        f"{100 * summary['fix_with_landmarks_share']:.0f} % with landmarks, "
+        f"{100 * summary.get('fix_with_dashes_share', 0.0):.0f} % with lane dashes",
         f"{'estimate':<16}{'median m':>10}{'p95 m':>10}{'<=1 m':>8}{'heading deg':>13}",
     ]
     for key in ("localizer", "fused", "dead_reckoning"):

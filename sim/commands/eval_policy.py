@@ -231,12 +231,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_jobs(args: argparse.Namespace, jobs: list[tuple[str, int]], episodes: list) -> None:
     """Run the (model, seed) jobs, appending finished episodes to ``episodes``."""
-    from tqdm import tqdm
+    from sim.progress import progress_bar
 
-    with tqdm(
+    with progress_bar(
+        not args.no_progress,
         total=len(jobs) * args.episodes,
         unit="episode",
-        disable=args.no_progress,
         desc=f"eval {args.env}",
     ) as bar:
         if args.workers == 1:

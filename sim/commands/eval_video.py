@@ -6,8 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from bus.atomic import check_writable_dir
-from sim.commands.args import positive_int
+from sim.commands.args import output_dir, positive_int
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +29,10 @@ def add_parser(subparsers) -> None:
             "OUT/coco_results.json (COCO results format, image_id = frame index) and, last, "
             "OUT/summary.json (per-frame latency, detector FPS). With --labels it also "
             "computes per-class precision, recall, AP@0.5 and AP@0.5:0.95 with pycocotools "
-            "over the labelled frames (OUT/metrics.json, OUT/pr_curve.png). A run that fails "
-            "leaves no summary.json."
+            "over the labelled frames (OUT/metrics.json, OUT/pr_curve.png). Inputs are checked "
+            "before OUT is created; a run that fails leaves no summary.json. A video that ends "
+            "before the frame count its header states is scored on the frames read, and its "
+            "summary says complete: false, with frames_expected, frames_read and the reason."
         ),
     )
     parser.add_argument(
@@ -87,6 +88,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--no-video", action="store_true", help="do not write annotated.mp4")
     parser.add_argument(
         "--out",
+        type=output_dir,
         default="runs/eval_video",
         metavar="DIR",
         help="output directory (default: %(default)s)",
@@ -96,28 +98,26 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from perception.frames import FrameSource
-    from perception.video_eval import ClipEvalConfig, remove_stale_outputs, run_clip_eval
+    from perception.video_eval import ClipEvalConfig, check_inputs, run_clip_eval
 
     if args.conf is None:
         args.conf = SCORING_CONF if args.labels else DETECT_CONF
     if not 0.0 <= args.conf <= 1.0:
         raise ValueError(f"--conf must be between 0 and 1, got {args.conf}")
-    out = check_writable_dir(args.out)
-    remove_stale_outputs(out)
-    FrameSource(args.input)  # fail on a bad input before loading the model
-    detector = resolve_detector(args.weights, args.conf, args.trust_weights, args.threads)
     config = ClipEvalConfig(
         source=Path(args.input),
-        out=out,
+        out=Path(args.out),
         labels=Path(args.labels) if args.labels else None,
         write_video=not args.no_video,
         max_frames=args.max_frames,
         progress=not args.no_progress,
     )
-    summary = run_clip_eval(config, detector)
+    # Frames, labels and weights are checked before --out is created or touched.
+    inputs = check_inputs(config)
+    detector = resolve_detector(args.weights, args.conf, args.trust_weights, args.threads)
+    summary = run_clip_eval(config, detector, inputs)
     print(format_summary(summary))
-    print(f"summary: {out / 'summary.json'}")
+    print(f"summary: {config.out / 'summary.json'}")
     return 130 if summary["interrupted"] else 0
 
 
@@ -143,6 +143,8 @@ def format_summary(summary: dict) -> str:
         f"{summary['detector_fps']:.1f} FPS (latency mean {latency['mean']:.1f} ms, "
         f"p95 {latency['p95']:.1f} ms), end-to-end {summary['end_to_end_fps']:.1f} FPS"
     ]
+    if summary.get("truncated"):
+        lines.append(f"INCOMPLETE: {summary['incomplete_reason']}")
     metrics = summary.get("metrics")
     if metrics:
         lines.append(

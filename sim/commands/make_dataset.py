@@ -234,9 +234,8 @@ def _check_same_settings(out: Path, args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from planning.rule import RulePlanner
+    from sim.progress import progress_bar
 
     check_env_id(args.env)
     out = check_writable_dir(args.out)
@@ -249,11 +248,11 @@ def run(args: argparse.Namespace) -> int:
     produced = min(sum(done.values()), args.frames)
     episode = 0
     try:
-        with tqdm(
+        with progress_bar(
+            not args.no_progress,
             total=args.frames,
             initial=produced,
             unit="frame",
-            disable=args.no_progress,
             desc=f"make-dataset {args.env}",
         ) as bar:
             while produced < args.frames:

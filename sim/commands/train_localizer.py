@@ -100,7 +100,6 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
     from torch.utils.tensorboard import SummaryWriter
-    from tqdm import tqdm
 
     from bus.atomic import atomic_path, check_writable_dir, write_json
     from mapping.dataset import generate_dataset, load_dataset, save_dataset
@@ -108,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
     from mapping.evaluation import evaluate
     from mapping.localizer_training import TrainConfig, train_net
     from sim.envs import check_env_id
+    from sim.progress import progress_bar
 
     out = check_writable_dir(args.out)
     overlap = set(args.train_seeds) & set(args.eval_seeds)
@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         data = load_dataset(args.data)
     else:
         total = len(args.train_seeds) * args.steps * args.views
-        with tqdm(total=total, desc="render", disable=args.no_progress) as bar:
+        with progress_bar(not args.no_progress, total=total, desc="render") as bar:
             data = generate_dataset(args.train_seeds, drive, bar)
         save_dataset(data, out / "train.npz")
     logger.info("training on %d frames", len(data.images))
@@ -151,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
         logger.info("epoch %d: %s", epoch, ", ".join(f"{k} {v:.4f}" for k, v in terms.items()))
 
     steps = args.epochs * -(-len(data.images) // args.batch_size)
-    with tqdm(total=steps, desc="train", disable=args.no_progress) as bar:
+    with progress_bar(not args.no_progress, total=steps, desc="train") as bar:
         net = train_net(data, train, on_epoch=on_epoch, on_step=lambda: bar.update(1))
     writer.close()
     with atomic_path(out / "localizer.pt") as tmp:
@@ -159,8 +159,8 @@ def run(args: argparse.Namespace) -> int:
 
     # Held-out evaluation with the filter, one thread (the deployment setting).
     torch.set_num_threads(1)
-    with tqdm(
-        total=len(args.eval_seeds) * args.steps, desc="eval", disable=args.no_progress
+    with progress_bar(
+        not args.no_progress, total=len(args.eval_seeds) * args.steps, desc="eval"
     ) as bar:
         result = evaluate(net, args.eval_seeds, drive, on_frame=lambda: bar.update(1))
     summary = {

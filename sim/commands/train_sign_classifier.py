@@ -55,10 +55,10 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import torch
-    from tqdm import tqdm
 
     from perception.sign_training import SignTrainConfig, train_sign_classifier
     from perception.signs import load_sign_folder
+    from sim.progress import progress_bar
 
     if not 0 < args.holdout < 1:
         raise ValueError(f"--holdout must be between 0 and 1, got {args.holdout}")
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     data = load_sign_folder(args.data)
     config = SignTrainConfig(epochs=args.epochs, holdout_fraction=args.holdout, seed=args.seed)
     started = time.perf_counter()
-    with tqdm(total=args.epochs, unit="epoch", disable=args.no_progress, leave=False) as bar:
+    with progress_bar(not args.no_progress, total=args.epochs, unit="epoch", leave=False) as bar:
 
         def progress(epoch: int, loss: float) -> None:
             bar.update(1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import cv2
@@ -54,6 +55,20 @@ def write_video(path: Path) -> Path:
     for index in range(FRAMES):
         writer.write(render(index))
     writer.close()
+    return path
+
+
+def write_truncated_avi(path: Path, keep_frames: int) -> Path:
+    """The clip as MJPEG AVI, cut right after its first ``keep_frames`` frames: the header
+    still states all :data:`FRAMES` frames, as in a copy that was cut short."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (WIDTH, HEIGHT))
+    for index in range(FRAMES):
+        writer.write(cv2.cvtColor(render(index), cv2.COLOR_RGB2BGR))
+    writer.release()
+    data = path.read_bytes()
+    movi = data.index(b"movi")
+    frame_chunks = [m.start() for m in re.finditer(b"00dc", data) if m.start() > movi]
+    path.write_bytes(data[: frame_chunks[keep_frames]])
     return path
 
 

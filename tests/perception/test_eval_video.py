@@ -103,17 +103,30 @@ def test_cli_with_onnx_teacher_writes_summary(tmp_path, shared_dir, capsys):
     assert len(summary["latency_ms"]["per_frame"]) == clip.FRAMES
 
 
-# --- bad input: a clear error naming the file, and no summary left behind -------------------
+# --- bad input: a clear error naming the file, and no output folder left behind -------------
 
 
 def _cli_error(tmp_path: Path, capsys, args: list[str]) -> str:
     out = tmp_path / "out"
-    out.mkdir(exist_ok=True)
-    (out / "summary.json").write_text("{}")  # stale summary of an earlier run
     code = main(["eval-video", *args, "--out", str(out), "--no-progress"])
     assert code == 2
-    assert not (out / "summary.json").exists()
+    assert not out.exists()  # inputs are checked before --out is created
     return capsys.readouterr().err
+
+
+def test_bad_input_leaves_an_earlier_run_untouched(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "summary.json").write_text('{"command": "eval-video"}')
+    (out / "detections.jsonl").write_text("{}\n")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+
+    code = main(["eval-video", str(empty), "--out", str(out), "--no-progress"])
+
+    assert code == 2 and "holds no images" in capsys.readouterr().err
+    assert (out / "summary.json").read_text() == '{"command": "eval-video"}'
+    assert (out / "detections.jsonl").read_text() == "{}\n"
 
 
 def _fake_weights(tmp_path: Path, name: str, content: bytes) -> str:
@@ -218,8 +231,23 @@ def test_failure_mid_run_leaves_no_complete_outputs(tmp_path):
 
     with pytest.raises(RuntimeError):
         _eval(tmp_path, Crashing())
-    leftovers = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert leftovers == [], leftovers
+    assert not (tmp_path / "out").exists()  # the run created it, and removed it empty
+
+
+def test_failure_mid_run_in_an_existing_folder_leaves_no_outputs_of_either_run(tmp_path):
+    class Crashing(clip.OracleDetector):
+        def detect(self, image_rgb):
+            if self.calls == 2:
+                raise RuntimeError("detector crashed")
+            return super().detect(image_rgb)
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "summary.json").write_text("{}")  # an earlier run's
+    (out / "notes.txt").write_text("the user's")
+    with pytest.raises(RuntimeError):
+        _eval(tmp_path, Crashing())
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
 
 
 def test_interrupted_run_keeps_what_it_finished(tmp_path):
@@ -236,3 +264,58 @@ def test_interrupted_run_keeps_what_it_finished(tmp_path):
     lines = (tmp_path / "out" / "detections.jsonl").read_text().splitlines()
     assert len(lines) == 2
     assert _class(summary, "car")["ground_truth"] == 2  # only the frames read are scored
+
+
+def test_truncated_video_is_scored_on_the_frames_read_and_reported_incomplete(tmp_path):
+    video = clip.write_truncated_avi(tmp_path / "cut.avi", keep_frames=2)
+    labels = clip.write_yolo_labels(tmp_path / "labels", stem="{:06d}")
+    out = tmp_path / "out"
+
+    summary = _eval(tmp_path, clip.OracleDetector(), source=video, labels=labels)
+
+    assert not summary["complete"] and summary["truncated"] and not summary["interrupted"]
+    assert (summary["frames_expected"], summary["frames_read"]) == (clip.FRAMES, 2)
+    assert (
+        "cut.avi" in summary["incomplete_reason"] and "2 of the 4" in summary["incomplete_reason"]
+    )
+    assert (summary["labelled_frames"], summary["labelled_frames_not_read"]) == (2, 2)
+    assert _class(summary, "car")["ground_truth"] == 2 and _class(summary, "car")["ap50"] == 1.0
+    assert len((out / "detections.jsonl").read_text().splitlines()) == 2
+    results = json.loads((out / "coco_results.json").read_text())
+    assert {r["image_id"] for r in results} == {0, 1}
+    assert json.loads((out / "summary.json").read_text())["complete"] is False
+
+
+def test_the_printed_summary_flags_a_truncated_video(tmp_path):
+    from sim.commands.eval_video import format_summary
+
+    video = clip.write_truncated_avi(tmp_path / "cut.avi", keep_frames=3)
+    summary = run_clip_eval(
+        ClipEvalConfig(source=video, out=tmp_path / "out", write_video=False, progress=False),
+        clip.OracleDetector(),
+    )
+
+    assert summary["frames_read"] == 3 and not summary["complete"]
+    assert "INCOMPLETE: video" in format_summary(summary)
+
+
+def test_whole_video_is_complete(tmp_path):
+    video = clip.write_video(tmp_path / "clip.mp4")
+    summary = run_clip_eval(
+        ClipEvalConfig(source=video, out=tmp_path / "out", write_video=False, progress=False),
+        clip.OracleDetector(),
+    )
+
+    assert summary["complete"] and not summary["truncated"]
+    assert summary["frames_expected"] == summary["frames_read"] == clip.FRAMES
+    assert summary["incomplete_reason"] is None
+
+
+def test_progress_bar_stays_out_of_a_redirected_stderr(tmp_path, capfd):
+    config = ClipEvalConfig(
+        source=clip.write_frame_dir(tmp_path / "frames"), out=tmp_path / "out", progress=True
+    )
+    run_clip_eval(config, clip.OracleDetector())
+
+    err = capfd.readouterr().err
+    assert "\r" not in err and "frame/s" not in err

@@ -94,7 +94,23 @@ def test_unknown_yolo_class_name(tmp_path):
         ("Car 0.00 0 -0.20 712.40 143.00 810.73", "expected 15 or 16 KITTI fields"),
         (
             "Car 0.00 0 -0.20 712.40 143.00 x 307.92 1.89 0.48 1.20 1.84 1.47 8.41 0.01",
-            "expected numbers",
+            "KITTI field 'x2' is not a number: 'x'",
+        ),
+        (
+            "Car 0.00 0 abc 712.40 143.00 810.73 307.92 1.89 0.48 1.20 1.84 1.47 8.41 0.01",
+            "KITTI field 'alpha' is not a number: 'abc'",
+        ),
+        (
+            "Car 0.00 partly -0.20 712.40 143.00 810.73 307.92 1.89 0.48 1.20 1.84 1.47 8.41 0.01",
+            "KITTI field 'occluded' is not a number: 'partly'",
+        ),
+        (
+            "Car 0.00 0 -0.20 712.40 143.00 810.73 307.92 1.89 0.48 1.20 1.84 1.47 8.41 0.01 high",
+            "KITTI field 'score' is not a number: 'high'",
+        ),
+        (
+            "Car 0.00 0 -0.20 712.40 143.00 810.73 307.92 1.89 0.48 1.20 1.84 1.47 8.41 nan",
+            "KITTI field 'rotation_y' is not finite: 'nan'",
         ),
         (
             "Car 0.00 0 -0.20 812.40 143.00 710.73 307.92 1.89 0.48 1.20 1.84 1.47 8.41 0.01",

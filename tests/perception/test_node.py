@@ -151,3 +151,69 @@ def test_shipped_detector_finds_a_rendered_car(shipped_detector, x_m, y_m):
     cars = detections.select(detections.class_ids == 0)
     assert len(cars) == 1
     assert box_iou(truth, cars.boxes_xyxy)[0, 0] >= 0.7
+
+
+CUT_LATERAL_TOLERANCE_M = 0.6
+"""Where the image border cuts a box, its bottom may be a point of the side, not the rear."""
+
+
+@pytest.mark.parametrize(
+    ("object_class", "length_m", "width_m", "x_m", "y_m", "lateral_tolerance_m"),
+    [
+        (ObjectClass.CAR, 5.0, 2.0, 20.0, 0.0, 0.25),  # straight ahead
+        (ObjectClass.CAR, 5.0, 2.0, 20.0, 4.0, 0.25),  # next lane: its side shows too
+        (ObjectClass.CAR, 5.0, 2.0, 30.0, -4.0, 0.25),
+        (ObjectClass.TRUCK, 12.0, 2.5, 20.0, 4.0, 0.25),
+        (ObjectClass.CAR, 5.0, 2.0, 15.0, 8.0, CUT_LATERAL_TOLERANCE_M),  # cut on the left
+        (ObjectClass.CAR, 5.0, 2.0, 8.0, -4.0, CUT_LATERAL_TOLERANCE_M),  # cut on the right
+        (ObjectClass.TRUCK, 12.0, 2.5, 18.0, 8.0, CUT_LATERAL_TOLERANCE_M),
+        (ObjectClass.TRUCK, 12.0, 2.5, 12.0, -4.0, CUT_LATERAL_TOLERANCE_M),
+    ],
+)
+def test_footprint_centre_of_a_vehicle_beside_the_ego(
+    object_class, length_m, width_m, x_m, y_m, lateral_tolerance_m
+):
+    """The box's bottom centre alone puts these 0.35 to 3 m off laterally."""
+    from perception.geometry import box_footprint_centre
+
+    camera = FrontCamera(CameraConfig(), RandomizationConfig(enabled=False))
+    info = camera.reset(0)
+    vehicle = _vehicle(CAR_ID, x_m, y_m, length_m, width_m, object_class)
+    scene = SceneInput(
+        _ego(), ObjectList(header=Header(stamp_ns=0), objects=(vehicle,)), _straight_lanes()
+    )
+    box = next(b for b in camera.render(scene, 0).labels.boxes if b.object_id == CAR_ID)
+
+    centre = box_footprint_centre(
+        np.array(box.bbox_xyxy), (length_m, width_m), *camera_matrices(info), info.width
+    )
+
+    assert centre[0] == pytest.approx(x_m, rel=DISTANCE_TOLERANCE)
+    assert centre[1] == pytest.approx(y_m, abs=lateral_tolerance_m)
+
+
+def test_heading_follows_the_direction_of_motion():
+    from tests.factories import make_ego
+
+    detector = BoxDetector()
+    node = PerceptionNode(detector)
+    ego = make_ego(speed_mps=20.0)
+    for step in range(5):  # 1 m/s to the left while keeping pace with the ego
+        frame, info = _render(20.0, 0.5 * step, stamp_ns=step * 500_000_000)
+        detector.boxes = [next(b for b in frame.labels.boxes if b.object_id == CAR_ID).bbox_xyxy]
+        objects = node.step({"/camera/image": frame.image, "/camera/info": info, "/sim/ego": ego})
+
+    car = objects["/perception/objects"].objects[0]
+    assert car.ego_velocity_mps.y == pytest.approx(1.0, abs=0.2)
+    assert car.ego_pose.yaw == pytest.approx(np.arctan2(1.0, 20.0), abs=0.01)
+
+
+def test_objects_too_slow_to_tell_their_heading_get_the_ego_heading():
+    detector = BoxDetector()
+    node = PerceptionNode(detector)
+    for step in range(3):  # a stopped ego behind a stopped car
+        frame, info = _render(20.0, 0.02 * step, stamp_ns=step * 500_000_000)
+        detector.boxes = [next(b for b in frame.labels.boxes if b.object_id == CAR_ID).bbox_xyxy]
+        objects = node.step({"/camera/image": frame.image, "/camera/info": info})
+
+    assert objects["/perception/objects"].objects[0].ego_pose.yaw == 0.0
