@@ -31,6 +31,17 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_DIR = "checkpoints"
 LATEST_MODEL = "latest.zip"
 LATEST_BUFFER = "latest_replay_buffer.pkl"
+REWARD_KEYS = frozenset(
+    {
+        "collision_reward",
+        "right_lane_reward",
+        "high_speed_reward",
+        "lane_change_reward",
+        "reward_speed_range",
+        "normalize_reward",
+    }
+)
+"""highway-env reward settings that ``training_reward`` may override."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,9 @@ class TrainConfig:
     eval_freq: int = 5_000
     eval_episodes: int = 10
     checkpoint_freq: int = 5_000
+    training_reward: dict[str, float] = field(default_factory=dict)
+    """highway-env reward settings (e.g. ``high_speed_reward``) for the training env only; the
+    periodic evaluation and every later evaluation use the environment's own reward."""
     shield: ShieldConfig | None = None
     """A safety shield (:mod:`planning.shield`) the policy is trained and run with, or None."""
 
@@ -100,14 +114,21 @@ class TrainConfig:
             hyper["hidden_sizes"] = tuple(int(h) for h in hyper["hidden_sizes"])
         observation = KinematicsConfig.from_dict(data.pop("observation", {}) or {})
         shield = ShieldConfig.from_dict(data.pop("shield", None))
+        unknown = sorted(set(data.get("training_reward") or {}) - REWARD_KEYS)
+        if unknown:
+            raise ValueError(
+                f"{source}: unknown training_reward key(s) {unknown}; known: {sorted(REWARD_KEYS)}"
+            )
         if shield is not None:
             Shield(observation, shield)  # raises when the observation cannot feed it
         return cls(
             observation=observation, hyper=DQNHyperparameters(**hyper), shield=shield, **data
         )
 
-    def training_env_config(self) -> dict[str, Any]:
-        return {**self.env_config, "observation": self.observation.to_highway_config()}
+    def training_env_config(self, shaped: bool = False) -> dict[str, Any]:
+        """The env config of the training env (``shaped``) or of the evaluation env."""
+        reward = self.training_reward if shaped else {}
+        return {**self.env_config, **reward, "observation": self.observation.to_highway_config()}
 
 
 def _double_dqn_class():
@@ -172,7 +193,7 @@ def make_env_factory(config: TrainConfig, shaped: bool) -> Callable[[], Any]:
 
         from sim.envs import make_env
 
-        env = make_env(config.env_id, config.training_env_config())
+        env = make_env(config.env_id, config.training_env_config(shaped))
         if config.shield is not None:
             env = shield_wrapper(env, Shield(config.observation, config.shield))
         if shaped and config.hyper.collision_penalty:
@@ -286,14 +307,14 @@ def _callbacks(config: TrainConfig, out: Path, progress: bool):
         """tqdm bar over environment steps, showing the recent mean episode return."""
 
         def _on_training_start(self) -> None:
-            from tqdm import tqdm
+            from sim.progress import progress_bar
 
-            self.bar = tqdm(
+            self.bar = progress_bar(
+                progress,
                 total=config.steps,
                 initial=self.model.num_timesteps,
                 unit="step",
                 desc=f"dqn {config.env_id} seed {config.seed}",
-                disable=not progress,
                 dynamic_ncols=True,
             )
 

@@ -72,9 +72,9 @@ def train_qlearning(
 ) -> dict:
     """Run Q-learning; writes ``config.json``, ``tb/``, ``checkpoint.npz`` and ``policy.npz``."""
     from torch.utils.tensorboard import SummaryWriter
-    from tqdm import tqdm
 
     from sim.envs import make_env
+    from sim.progress import progress_bar
 
     write_json(out / "config.json", config.to_dict())
     discretizer = Discretizer()
@@ -96,11 +96,11 @@ def train_qlearning(
     interrupted, episode = False, 0
     observation, _ = env.reset(seed=config.seed * 100_003 + step)
     state, episode_return = discretizer.state(observation, lane_count), 0.0
-    bar = tqdm(
+    bar = progress_bar(
+        progress,
         total=config.steps,
         initial=step,
         unit="step",
-        disable=not progress,
         desc=f"qlearning {config.env_id} seed {config.seed}",
     )
     try:

@@ -38,6 +38,9 @@ class ShieldConfig:
     :param min_gap_m: bumper gap that must remain at the end of the horizon.
     :param path_half_width_m: a vehicle whose centre is this close laterally (now, or after
         ``horizon_s`` of its relative lateral speed) is in the ego's path.
+    :param escape_horizon_s: at the lowest speed, a lead that this horizon shows closing in
+        makes the shield change lanes as soon as one is free, before it is too late.
+    :param speed_time_constant_s: how long the ego takes to settle on a lower target speed.
     :param speed_step_mps: change of target speed per FASTER/SLOWER (highway-env: 5 m/s).
     :param min_speed_mps: lowest target speed of the meta-actions: below it, only a lane
         change avoids a slower lead.
@@ -47,6 +50,8 @@ class ShieldConfig:
     horizon_s: float = 2.0
     min_gap_m: float = 4.0
     path_half_width_m: float = 3.0
+    escape_horizon_s: float = 8.0
+    speed_time_constant_s: float = 1.0
     speed_step_mps: float = 5.0
     min_speed_mps: float = 20.0
     max_speed_mps: float = 30.0
@@ -143,7 +148,10 @@ class Shield:
             action = SLOWER
         if action == SLOWER:
             slower = max(ego_speed - self.config.speed_step_mps, self.config.min_speed_mps)
-            if not self._ahead_safe(traffic, path_y, slower, ego_speed):
+            horizon = self.config.horizon_s
+            if slower <= self.config.min_speed_mps:
+                horizon = max(horizon, self.config.escape_horizon_s)
+            if not self._ahead_safe(traffic, path_y, slower, ego_speed, horizon):
                 return self._escape(traffic, lane, lane_count, ego_speed)
         return action
 
@@ -164,21 +172,28 @@ class Shield:
         )
 
     def _ahead_safe(
-        self, traffic: _Traffic, path_y: float, target_speed: float, ego_speed: float
+        self,
+        traffic: _Traffic,
+        path_y: float,
+        target_speed: float,
+        ego_speed: float,
+        horizon_s: float | None = None,
     ) -> bool:
         """No vehicle ahead in the path gets closer than ``min_gap_m`` within the horizon."""
         ahead = self._in_path(traffic, path_y) & (traffic.dx_m > -VEHICLE_LENGTH_M)
         if not ahead.any():
             return True
-        # Slowing down takes a moment; speeding up counts at once.
-        speed = target_speed if target_speed >= ego_speed else 0.5 * (ego_speed + target_speed)
+        # Speeding up counts at once; slowing down takes about one speed time constant.
         gap = traffic.dx_m[ahead] - VEHICLE_LENGTH_M
-        closing = np.maximum(speed - traffic.speed_mps[ahead], 0.0)
-        return bool(np.all(gap - closing * self.config.horizon_s >= self.config.min_gap_m))
+        horizon_s = self.config.horizon_s if horizon_s is None else horizon_s
+        closed_m = (target_speed - traffic.speed_mps[ahead]) * horizon_s + max(
+            ego_speed - target_speed, 0.0
+        ) * self.config.speed_time_constant_s
+        return bool(np.all(gap - np.maximum(closed_m, 0.0) >= self.config.min_gap_m))
 
     def _lane_change_safe(self, traffic: _Traffic, lane_y: float, ego_speed: float) -> bool:
         """The target lane has room ahead and behind for the ego at its current speed."""
-        in_lane = np.abs(traffic.y_m - lane_y) < self.config.path_half_width_m
+        in_lane = self._in_path(traffic, lane_y)
         if not in_lane.any():
             return True
         dx = traffic.dx_m[in_lane]

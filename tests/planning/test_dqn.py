@@ -150,3 +150,11 @@ def test_the_shipped_policy_loads_and_drives_one_step():
     policy = DQNPolicy.load(path)
     action = policy.act(np.zeros(policy.observation.shape, dtype=np.float32))
     assert MetaAction(action) in MetaAction
+
+
+def test_training_reward_shapes_the_training_env_only():
+    config = TrainConfig.from_dict({"training_reward": {"high_speed_reward": 0.8}})
+    assert config.training_env_config(shaped=True)["high_speed_reward"] == 0.8
+    assert "high_speed_reward" not in config.training_env_config(shaped=False)
+    with pytest.raises(ValueError, match="unknown training_reward key"):
+        TrainConfig.from_dict({"training_reward": {"speed_bonus": 1.0}})
