@@ -1,10 +1,12 @@
 """Localizer benchmark: accuracy and speed on held-out simulated drives, and on real KITTI frames.
 
-    python -m bench.localizer [--seeds 1000-1009] [--weights FILE] [--skip-sim] [--skip-real]
+    python -m bench.localizer [--seeds "1000-1009;1100-1105"] [--weights FILE] [--skip-sim]
+                              [--skip-real]
 
-Simulation: the shipped CNN localizer with the EKF on held-out seeds (see
-``mapping/evaluation.py``); median / 95th-percentile position error, median heading error,
-share of frames within 1 m, and the localizer's rate on this CPU (one thread).
+Simulation: the shipped CNN localizer (landmarks, lane offset, lane dashes) with the EKF on
+held-out seeds (see ``mapping/evaluation.py``); median / 95th-percentile position error,
+median heading error, share of frames within 1 m, and the localizer's rate on this CPU (one
+thread). ``--seeds`` takes several sets separated by ``;`` (default: both held-out sets).
 
 Real: ``../shared/data/poses/kitti_odometry_06``: a feature map is built from keyframes with
 their ground-truth poses, the other frames are localized against it (retrieval + RANSAC PnP)
@@ -125,18 +127,21 @@ def bench_sim(seeds: list[int], weights: str | None) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--seeds", default="1000-1009", help="held-out seeds, A-B or A,B,C (default: %(default)s)"
+        "--seeds",
+        default="1000-1009;1100-1105",
+        help="held-out seed sets, each A-B or A,B,C, separated by ';' (default: %(default)s)",
     )
     parser.add_argument("--weights", default=None, help="localizer state_dict (default: shipped)")
     parser.add_argument("--skip-sim", action="store_true")
     parser.add_argument("--skip-real", action="store_true")
     args = parser.parse_args()
 
-    if not args.skip_sim:
-        summary = bench_sim(seed_list(args.seeds), args.weights)
+    for seeds in [] if args.skip_sim else args.seeds.split(";"):
+        summary = bench_sim(seed_list(seeds), args.weights)
         print(
-            f"\nSimulation, held-out seeds {args.seeds}: {summary['frames']} frames, "
-            f"{100 * summary['fix_with_landmarks_share']:.0f} % with a landmark fix"
+            f"\nSimulation, held-out seeds {seeds}: {summary['frames']} frames, "
+            f"{100 * summary['fix_with_landmarks_share']:.0f} % with landmarks, "
+            f"{100 * summary['fix_with_dashes_share']:.0f} % with lane dashes"
         )
         print(f"{'estimate':<16}{'median m':>10}{'p95 m':>10}{'<=1 m':>8}{'heading deg':>13}")
         for key in ("localizer", "fused", "dead_reckoning"):

@@ -58,11 +58,13 @@ class EvalResult:
     latency_s: list[float] = field(default_factory=list)
     frames: int = 0
     frames_with_landmarks: int = 0
+    frames_with_dashes: int = 0
 
     def summary(self) -> dict[str, object]:
         return {
             "frames": self.frames,
             "fix_with_landmarks_share": self.frames_with_landmarks / max(self.frames, 1),
+            "fix_with_dashes_share": self.frames_with_dashes / max(self.frames, 1),
             "localizer": _stats(self.fix_position_m, self.fix_heading_deg),
             "fused": _stats(self.fused_position_m, self.fused_heading_deg),
             "dead_reckoning": _stats(self.dead_reckoning_position_m, []),
@@ -150,8 +152,9 @@ def _run_drive(
         fix = localizer.localize(frame.pixels, Pose2D(*ekf.state), ekf.covariance)
         result.latency_s.append(time.perf_counter() - started)
         fix_xyyaw = np.array([fix.pose.x, fix.pose.y, fix.pose.yaw])
-        if fix.landmark_ids:
-            result.frames_with_landmarks += 1
+        result.frames_with_landmarks += bool(fix.landmark_ids)
+        result.frames_with_dashes += fix.dashes_used
+        if fix.landmark_ids or fix.dashes_used:
             result.fix_position_m.append(float(np.hypot(*(fix_xyyaw[:2] - truth[:2]))))
             result.fix_heading_deg.append(math.degrees(wrap_angle(fix_xyyaw[2] - truth[2])))
         ekf.update(fix_xyyaw, np.asarray(fix.covariance).reshape(3, 3))

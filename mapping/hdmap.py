@@ -6,7 +6,12 @@ metres and radians), the frame of ``/sim/ego`` and ``/sim/static``. The file is 
     {"format": "drivestack-hdmap", "version": 1, "frame_id": "map", "env_id": ..., "seed": ...,
      "lanes": [{"road_id", "lane_index", "centerline": [[x, y], ...], "width_m",
                 "speed_limit_mps", "left_line", "right_line", "forbidden"}, ...],
-     "signs": [TrafficSign, ...], "landmarks": [Landmark, ...]}
+     "signs": [TrafficSign, ...], "landmarks": [Landmark, ...],
+     "dashed_lines": [{"road_id", "boundary_index", "start", "end", "dash_length_m",
+                       "period_m", "phase_m"}, ...]}
+
+A dashed line is painted from ``start`` to ``end``: a dash of ``dash_length_m`` begins every
+``period_m`` of arc length, the first one ``phase_m`` after ``start`` (version 2 added them).
 
 Signs and landmarks use the field names of :mod:`bus.messages.world`. Readers refuse a file of
 another format version rather than guess what its fields mean.
@@ -29,8 +34,9 @@ from sim.frames import wrap_angle, xy_from_highway
 logger = logging.getLogger(__name__)
 
 MAP_FORMAT = "drivestack-hdmap"
-MAP_VERSION = 1
-"""Bump when a field changes meaning or is removed; readers refuse other versions."""
+MAP_VERSION = 2
+"""Bump when a field changes meaning, is removed or is added; readers refuse other versions.
+Version 2 added ``dashed_lines``."""
 
 CURVED_LANE_STEP_M = 5.0
 """Centre-line sampling step of lanes that are not straight."""
@@ -61,6 +67,26 @@ class MapLane(msgspec.Struct, frozen=True, kw_only=True):
     forbidden: bool = False
 
 
+class DashedLine(msgspec.Struct, frozen=True, kw_only=True):
+    """The dash layout of one straight dashed lane boundary.
+
+    :param road_id: ``start-end`` node names of its road segment.
+    :param boundary_index: 0 = left edge of lane 0; i = between lanes i - 1 and i.
+    :param start, end: (x, y) [m] in ``map``, along the driving direction.
+    :param dash_length_m: length of one dash [m].
+    :param period_m: distance from the start of one dash to the next [m].
+    :param phase_m: arc length from ``start`` at which a dash begins [m], in [0, period_m).
+    """
+
+    road_id: str
+    boundary_index: int
+    start: tuple[float, float]
+    end: tuple[float, float]
+    dash_length_m: float
+    period_m: float
+    phase_m: float
+
+
 class HdMap(msgspec.Struct, frozen=True, kw_only=True):
     """A whole map (the file's content). Compare maps with ``==``."""
 
@@ -72,6 +98,7 @@ class HdMap(msgspec.Struct, frozen=True, kw_only=True):
     lanes: tuple[MapLane, ...] = ()
     signs: tuple[TrafficSign, ...] = ()
     landmarks: tuple[Landmark, ...] = ()
+    dashed_lines: tuple[DashedLine, ...] = ()
 
 
 class _VersionProbe(msgspec.Struct):
@@ -86,6 +113,10 @@ class MapIndex:
     :ivar landmark_xyz: (L, 3) float64, footprint centre at half height [m], ``map``.
     :ivar segment_start, segment_end: (S, 2) float64 lane centre-line segments [m], ``map``.
     :ivar segment_width_m: (S,) float64 width of the lane each segment belongs to.
+    :ivar segment_lane: (S,) int64 index into ``hd_map.lanes`` of that lane.
+    :ivar boundary_kinds: per lane of ``hd_map.lanes``, the (left, right) paint as the
+        camera draws it: ``solid``, ``dashed`` or ``none`` (the stronger of the two lanes'
+        line types where lanes meet).
     """
 
     def __init__(self, hd_map: HdMap) -> None:
@@ -94,20 +125,32 @@ class MapIndex:
         self.landmark_xyz = np.array(
             [(lm.pose.x, lm.pose.y, lm.height_m / 2) for lm in landmarks], dtype=float
         ).reshape(-1, 3)
-        starts, ends, widths = [], [], []
-        for lane in hd_map.lanes:
+        starts, ends, widths, owners = [], [], [], []
+        for number, lane in enumerate(hd_map.lanes):
             points = np.asarray(lane.centerline, dtype=float)
             starts.append(points[:-1])
             ends.append(points[1:])
             widths.append(np.full(len(points) - 1, lane.width_m))
+            owners.append(np.full(len(points) - 1, number, dtype=np.int64))
         self.segment_start = np.concatenate(starts) if starts else np.zeros((0, 2))
         self.segment_end = np.concatenate(ends) if ends else np.zeros((0, 2))
         self.segment_width_m = np.concatenate(widths) if widths else np.zeros(0)
+        self.segment_lane = np.concatenate(owners) if owners else np.zeros(0, dtype=np.int64)
+        self.boundary_kinds = _boundary_kinds(hd_map.lanes)
 
     def nearest_lane(self, x_m: float, y_m: float) -> tuple[float, float, float] | None:
         """(signed lateral offset [m] of the point from the nearest lane centre line, positive
         to the left of the driving direction; that lane's heading [rad]; its width [m]), or
         None for a map without lanes."""
+        nearest = self._nearest(x_m, y_m)
+        return None if nearest is None else nearest[:3]
+
+    def nearest_lane_kinds(self, x_m: float, y_m: float) -> tuple[str, str] | None:
+        """(left, right) paint of the lane nearest the point (see ``boundary_kinds``)."""
+        nearest = self._nearest(x_m, y_m)
+        return None if nearest is None else self.boundary_kinds[nearest[3]]
+
+    def _nearest(self, x_m: float, y_m: float) -> tuple[float, float, float, int] | None:
         if len(self.segment_start) == 0:
             return None
         direction = self.segment_end - self.segment_start
@@ -121,7 +164,7 @@ class MapIndex:
         r = np.array([x_m, y_m]) - closest[best]
         lateral = float(d[0] * r[1] - d[1] * r[0])
         heading = math.atan2(d[1], d[0])
-        return lateral, heading, float(self.segment_width_m[best])
+        return lateral, heading, float(self.segment_width_m[best]), int(self.segment_lane[best])
 
 
 def build_map(env, seed: int, env_id: str = "") -> HdMap:
@@ -138,13 +181,19 @@ def build_map(env, seed: int, env_id: str = "") -> HdMap:
 def map_from_world(env, static: StaticWorld, seed: int, env_id: str = "") -> HdMap:
     """Map of ``env``'s road network and an already generated ``static`` world."""
     network = env.unwrapped.road.network
-    lanes = []
+    lanes, dashed_lines = [], []
     for start, ends in network.graph.items():
         for end, segment in ends.items():
-            for lane_index, lane in enumerate(segment):
-                lanes.append(_map_lane(f"{start}-{end}", lane_index, lane))
+            road_lanes = [_map_lane(f"{start}-{end}", i, lane) for i, lane in enumerate(segment)]
+            lanes += road_lanes
+            dashed_lines += _dashed_lines(road_lanes, segment)
     hd_map = HdMap(
-        env_id=env_id, seed=seed, lanes=tuple(lanes), signs=static.signs, landmarks=static.landmarks
+        env_id=env_id,
+        seed=seed,
+        lanes=tuple(lanes),
+        signs=static.signs,
+        landmarks=static.landmarks,
+        dashed_lines=tuple(dashed_lines),
     )
     # Normalise numpy scalars to plain floats so a map equals its own round trip.
     return msgspec.json.decode(msgspec.json.encode(hd_map, enc_hook=_encode_numpy), type=HdMap)
@@ -175,6 +224,83 @@ def _map_lane(road_id: str, lane_index: int, lane) -> MapLane:
         left_line=_LINE_NAMES.get(int(lane.line_types[0]), "none"),
         right_line=_LINE_NAMES.get(int(lane.line_types[1]), "none"),
         forbidden=bool(getattr(lane, "forbidden", False)),
+    )
+
+
+_LINE_RANK = {"none": 0, "dashed": 1, "solid": 2}
+
+
+def _stronger(a: str, b: str) -> str:
+    return max(a, b, key=lambda kind: _LINE_RANK.get(kind, 0))
+
+
+def _boundary_kinds(lanes: tuple[MapLane, ...]) -> list[tuple[str, str]]:
+    """(left, right) paint of each lane where it meets its neighbours of the same road."""
+    by_position = {(lane.road_id, lane.lane_index): lane for lane in lanes}
+    kinds = []
+    for lane in lanes:
+        left_lane = by_position.get((lane.road_id, lane.lane_index - 1))
+        right_lane = by_position.get((lane.road_id, lane.lane_index + 1))
+        left = (
+            lane.left_line if left_lane is None else _stronger(lane.left_line, left_lane.right_line)
+        )
+        right = (
+            lane.right_line
+            if right_lane is None
+            else _stronger(lane.right_line, right_lane.left_line)
+        )
+        kinds.append((left, right))
+    return kinds
+
+
+def _dashed_lines(road_lanes: list[MapLane], segment) -> list[DashedLine]:
+    """Dashed boundaries of one road segment, as the camera paints them (sim/camera/road.py:
+    boundary i + 1 takes the stronger of lane i's right and lane i + 1's left line; dashes are
+    laid from the first lane sample, which lies on the simulator's grid of arc length, a
+    multiple of the dash period, so on a straight lane a dash begins at its start)."""
+    from sim.adapter import LaneSampling
+    from sim.camera.road import DASH_LENGTH_M, DASH_PERIOD_M
+
+    grid_m = LaneSampling().step_m
+    if not math.isclose(grid_m / DASH_PERIOD_M, round(grid_m / DASH_PERIOD_M)):
+        logger.warning("lane sampling step %.1f m is not a multiple of the dash period", grid_m)
+        return []
+    lines = []
+    for i, lane in enumerate(road_lanes):
+        kinds = [(0, lane.left_line)] if i == 0 else []
+        right = lane.right_line
+        if i + 1 < len(road_lanes):
+            right = _stronger(right, road_lanes[i + 1].left_line)
+        kinds.append((i + 1, right))
+        for boundary_index, kind in kinds:
+            # TODO(#7): dashes of curved lanes are laid along the offset line from a sample that
+            # moves with the ego, so they do not stay put on the road; only straight ones are
+            # mapped.
+            if kind != "dashed" or type(segment[i]).__name__ != "StraightLane":
+                continue
+            side = 0.5 if boundary_index == i else -0.5
+            lines.append(
+                DashedLine(
+                    road_id=lane.road_id,
+                    boundary_index=boundary_index,
+                    start=_lateral(segment[i], 0.0, side),
+                    end=_lateral(segment[i], float(segment[i].length), side),
+                    dash_length_m=DASH_LENGTH_M,
+                    period_m=DASH_PERIOD_M,
+                    phase_m=0.0,
+                )
+            )
+    return lines
+
+
+def _lateral(lane, s_m: float, side: float) -> tuple[float, float]:
+    """Point at arc length ``s_m`` of a highway-env lane, ``side`` lane widths to its left."""
+    x, y = xy_from_highway(lane.position(s_m, 0.0))
+    heading = -float(lane.heading_at(s_m))  # highway-env's y points right
+    width = float(lane.width_at(s_m))
+    return (
+        float(x - side * width * math.sin(heading)),
+        float(y + side * width * math.cos(heading)),
     )
 
 
@@ -217,8 +343,15 @@ def _check_finite(hd_map: HdMap, path: str | os.PathLike) -> None:
     values = [v for lane in hd_map.lanes for point in lane.centerline for v in point]
     values += [v for lm in hd_map.landmarks for v in (lm.pose.x, lm.pose.y, lm.pose.yaw)]
     values += [v for sign in hd_map.signs for v in (sign.pose.x, sign.pose.y, sign.pose.yaw)]
+    values += [v for line in hd_map.dashed_lines for v in (*line.start, *line.end, line.phase_m)]
     if not all(math.isfinite(v) for v in values):
         raise MapFormatError(f"map file {str(path)!r} has non-finite coordinates")
+    for line in hd_map.dashed_lines:
+        if not 0 < line.dash_length_m < line.period_m < math.inf or line.start == line.end:
+            raise MapFormatError(
+                f"map file {str(path)!r}: dashed line {line.road_id}/{line.boundary_index} needs "
+                "0 < dash_length_m < period_m and distinct start and end points"
+            )
     for lane in hd_map.lanes:
         if len(lane.centerline) < 2 or lane.width_m <= 0:
             raise MapFormatError(

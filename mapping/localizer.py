@@ -6,7 +6,14 @@
    predicted to the frame's time): each map landmark's predicted column and its uncertainty,
    propagated from the prior covariance, gate the match; a rough range check breaks ties.
 3. A robust Gauss-Newton solve over (x, y, yaw) minimises the column residuals of the matched
-   landmarks, the lane offset and heading residuals, and a weak copy of the prior.
+   landmarks, the lane offset and heading residuals, and a weak copy of the prior. The CNN's
+   lane offset is known modulo a lane width, so the solve runs for the lane nearest the prior
+   and its neighbours; lanes whose mapped boundary paint (solid, dashed) matches the paint
+   seen beside the ego come first, then the lowest robust cost.
+4. From that pose (good laterally and in heading, weak along the lane) the dash pattern of
+   the mapped dashed lane lines gives the position along the lane modulo the dash period
+   (:mod:`mapping.dashes`); the period nearest the prior combined with the landmarks is taken
+   when that combination is certain enough, and the solve is repeated with it.
 
 The fix's covariance is the inverse of the solve's information (measurements plus the
 weakened prior), so fusing it in the EKF only lightly double-counts the prior.
@@ -16,33 +23,34 @@ from __future__ import annotations
 
 import logging
 import math
-import pickle
 import time
-from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from bus.messages import Header, LocalizerFix, Pose2D
 from bus.messages.camera import CameraInfo
+from mapping.dashes import (
+    DashConfig,
+    DashIndex,
+    boundary_paint_seen,
+    grey_image,
+    measure_dashes,
+)
 from mapping.hdmap import HdMap, MapIndex
 from mapping.localizer_net import COLUMN_STRIDE, INPUT_WIDTH, LocalizerNet, to_input
+from mapping.localizer_net import load_net as load_net  # re-exported: the usual entry point
 from sim.camera.model import CameraConfig, CameraModel
 from sim.frames import wrap_angle
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_WEIGHTS = "localizer.pt"
-"""Shipped weights, package data of :mod:`mapping.models`."""
 
-
-# TODO(#7): longitudinal accuracy misses the issue's target (median 1.5 m, p95 9 m on held-out
-# drives against 0.5 m / 2 m): bearings to landmarks far ahead constrain x weakly and the
-# detected centre columns have a heavy tail. Candidates: a range cue tied to the mapped size
-# (a top-row head was tried once, undertrained, and was worse), more training data and epochs,
-# and rejecting detections whose column residual stays large after the solve.
+# TODO(#7): frames without a dash measurement (lines occluded, none mapped, or the start,
+# while the along-lane sigma exceeds max_cycle_sigma_m) fall back to landmark bearings, which
+# constrain x weakly: the single-frame fix keeps a tail of a few metres on held-out seeds
+# 1100-1105 (the fused estimate stays within target). A range cue to landmarks would help.
 @dataclass(frozen=True)
 class LocalizerConfig:
     """Detection thresholds and measurement noise of the pose solve.
@@ -58,6 +66,16 @@ class LocalizerConfig:
     :param prior_weakening: the prior's covariance is multiplied by this in the solve.
     :param huber_sigmas: column residuals beyond this many sigmas are down-weighted.
     :param iterations: Gauss-Newton iterations.
+    :param lane_hypotheses: lanes tried for the lane measurement (1: the one nearest the
+        prior; 3: also the neighbours, the landmarks decide).
+    :param lane_prior_weight: weight of the prior's Mahalanobis term when lanes are compared.
+    :param use_dashes: measure the dash phase of mapped dashed lines (step 4).
+    :param use_lane_paint: prefer lane solves whose mapped boundary paint (solid, dashed,
+        none, left and right) matches the paint seen beside the ego (see
+        :func:`~mapping.dashes.boundary_paint_seen`).
+    :param max_cycle_sigma_m: the dash period is chosen only when the along-lane standard
+        deviation of the prior combined with the landmarks is at most this [m].
+    :param dashes: how the dash phase is measured.
     """
 
     detection_threshold: float = 0.5
@@ -70,6 +88,24 @@ class LocalizerConfig:
     prior_weakening: float = 25.0
     huber_sigmas: float = 2.0
     iterations: int = 5
+    lane_hypotheses: int = 3
+    lane_prior_weight: float = 0.04
+    use_dashes: bool = True
+    use_lane_paint: bool = True
+    max_cycle_sigma_m: float = 2.0
+    dashes: DashConfig = field(default_factory=DashConfig)
+
+
+@dataclass(frozen=True)
+class DashConstraint:
+    """Along-lane position from the dashes: ``direction . (pose_xy - anchor_xy) = offset_m``
+    with standard deviation ``sigma_m``; ``start_xyyaw`` (3,) is where the solve begins."""
+
+    anchor_xy: np.ndarray
+    direction: np.ndarray
+    offset_m: float
+    sigma_m: float
+    start_xyyaw: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -114,6 +150,7 @@ class Localizer:
     def set_map(self, hd_map: HdMap) -> None:
         self.map = hd_map
         self.index = MapIndex(hd_map)
+        self.dash_index = DashIndex(hd_map)
 
     def set_camera(self, camera: CameraInfo | None) -> None:
         """Use a new calibration (the simulator jitters the mount per episode)."""
@@ -145,37 +182,162 @@ class Localizer:
         """Pose fix of one frame given a prior pose and its 3x3 covariance (x, y, yaw)."""
         start = time.perf_counter()
         observations = self.observe(pixels)
-        pose, covariance, ids, lane_used = self.solve(observations, prior, prior_covariance)
+        candidates = self.solve_lanes(observations, prior, prior_covariance)
+        grey = grey_image(pixels)
+        if self.config.use_lane_paint and len(candidates) > 1:
+            candidates = self._by_lane_paint(grey, candidates)
+        pose, covariance, ids, lane_used = candidates[0]
+        dash = None
+        if self.config.use_dashes and len(self.dash_index) > 0:
+            dash = self.dash_constraint(grey, pose, covariance, prior, prior_covariance)
+        if dash is not None:
+            pose, covariance, ids, lane_used = self.solve(
+                observations, prior, prior_covariance, dash
+            )
         return LocalizerFix(
             header=Header(stamp_ns=stamp_ns, frame_id="map"),
             pose=pose,
             covariance=tuple(float(v) for v in covariance.ravel()),
             landmark_ids=ids,
             lane_used=lane_used,
+            dashes_used=dash is not None,
             latency_s=time.perf_counter() - start,
         )
+
+    def _by_lane_paint(self, grey: np.ndarray, candidates: list) -> list:
+        """``candidates`` (lane solves, best first) with those whose lane's mapped boundary
+        paint matches the paint seen beside the ego moved to the front."""
+        pose = candidates[0][0]
+        camera_xy = self.camera.camera_position_map(pose)[:2]
+        lane = self.index.nearest_lane(float(camera_xy[0]), float(camera_xy[1]))
+        if lane is None:
+            return candidates
+        seen = boundary_paint_seen(grey, self.camera, pose, *lane, self.config.dashes)
+
+        def matches(candidate) -> bool:
+            kinds = self.index.nearest_lane_kinds(candidate[0].x, candidate[0].y)
+            return kinds is not None and all(
+                s is None or s == k for s, k in zip(seen, kinds, strict=True)
+            )
+
+        matching = [matches(candidate) for candidate in candidates]
+        return [c for c, m in zip(candidates, matching, strict=True) if m] + [
+            c for c, m in zip(candidates, matching, strict=True) if not m
+        ]
+
+    def dash_constraint(
+        self,
+        grey: np.ndarray,
+        pose: Pose2D,
+        covariance: np.ndarray,
+        prior: Pose2D,
+        prior_covariance: np.ndarray,
+    ) -> DashConstraint | None:
+        """The along-lane constraint the dashes seen in ``grey`` (see
+        :func:`~mapping.dashes.grey_image`) from ``pose`` (a landmark solve, with its
+        ``covariance``) give, or None when no dash is measured or the period is ambiguous.
+        The period is the one nearest the landmark solve combined with the full-strength
+        prior (one Newton step from the solve, which used a weakened prior)."""
+        cfg = self.config
+        measurement = measure_dashes(grey, self.camera, pose, self.dash_index, cfg.dashes)
+        if measurement is None:
+            return None
+        solved = np.array([pose.x, pose.y, pose.yaw])
+        prior_info = np.linalg.inv(np.asarray(prior_covariance, dtype=float))
+        weak_prior_info = prior_info / cfg.prior_weakening
+        information = np.linalg.inv(covariance) - weak_prior_info + prior_info
+        error = solved - np.array([prior.x, prior.y, prior.yaw])
+        error[2] = wrap_angle(float(error[2]))
+        combined = solved - np.linalg.solve(information, (prior_info - weak_prior_info) @ error)
+        direction = measurement.direction
+        along_sigma_m = math.sqrt(direction @ np.linalg.inv(information)[:2, :2] @ direction)
+        if along_sigma_m > cfg.max_cycle_sigma_m:
+            logger.debug("dash period ambiguous: along-lane sigma %.2f m", along_sigma_m)
+            return None
+        cycles = round(
+            (float(direction @ (combined[:2] - solved[:2])) - measurement.shift_m)
+            / measurement.period_m
+        )
+        offset_m = measurement.shift_m + cycles * measurement.period_m
+        start_xyyaw = solved.copy()
+        start_xyyaw[:2] += offset_m * direction
+        return DashConstraint(solved[:2], direction, offset_m, cfg.dashes.sigma_m, start_xyyaw)
 
     def solve(
         self,
         observations: Observations,
         prior: Pose2D,
         prior_covariance: np.ndarray,
+        dash: DashConstraint | None = None,
     ) -> tuple[Pose2D, np.ndarray, tuple[int, ...], bool]:
-        """(pose, 3x3 covariance, matched landmark ids, lane used) from CNN observations."""
+        """(pose, 3x3 covariance, matched landmark ids, lane used) from CNN observations and,
+        when given, a dash constraint (the solve then starts where it puts the ego)."""
+        return self.solve_lanes(observations, prior, prior_covariance, dash)[0]
+
+    def solve_lanes(
+        self,
+        observations: Observations,
+        prior: Pose2D,
+        prior_covariance: np.ndarray,
+        dash: DashConstraint | None = None,
+    ) -> list[tuple[Pose2D, np.ndarray, tuple[int, ...], bool]]:
+        """:meth:`solve` for each lane the ego may be in, best first (one without lanes)."""
         cfg = self.config
         prior_xyyaw = np.array([prior.x, prior.y, prior.yaw])
         prior_cov = np.asarray(prior_covariance, dtype=float)
         matches = self._associate(observations, prior_xyyaw, prior_cov)
-        lane = self.index.nearest_lane(prior.x, prior.y)
-        lane_measurement = None
-        if lane is not None:
-            lane_measurement = _lane_measurement(observations, prior_xyyaw, lane)
         weak_prior_info = np.linalg.inv(prior_cov * cfg.prior_weakening)
+        if dash is None:
+            start = prior_xyyaw
+            hypotheses = self._lane_hypotheses(observations, prior_xyyaw)
+        else:  # keep the lane the first solve chose
+            start = dash.start_xyyaw
+            hypotheses = self._lane_hypotheses(observations, start)[:1]
+        prior_info = np.linalg.inv(prior_cov)
+        ids = tuple(int(self.index.landmark_ids[m]) for _, m in matches)
+        solutions = []
+        for lane_measurement in hypotheses:
+            state, information, cost = self._gauss_newton(
+                start, prior_xyyaw, weak_prior_info, observations, matches, lane_measurement, dash
+            )
+            # Lanes are told apart by the measurements and the (scaled) prior.
+            prior_error = state - prior_xyyaw
+            prior_error[2] = wrap_angle(float(prior_error[2]))
+            cost += 0.5 * cfg.lane_prior_weight * float(prior_error @ prior_info @ prior_error)
+            pose = Pose2D(*(float(v) for v in state))
+            solution = (pose, np.linalg.inv(information), ids, lane_measurement is not None)
+            solutions.append((cost, len(solutions), solution))
+        return [solution for _, _, solution in sorted(solutions)]
 
-        state = prior_xyyaw.copy()
+    def _lane_hypotheses(self, observations: Observations, reference: np.ndarray) -> list:
+        """Lane measurements for the lanes the ego may be in, nearest ``reference`` first.
+
+        The CNN's lateral offset is known modulo one lane width; after a lane change the
+        prior may lag by most of a lane, so every candidate on the road is tried and the
+        solve keeps the one the landmarks agree with best ([None] without lanes)."""
+        lane = self.index.nearest_lane(float(reference[0]), float(reference[1]))
+        if lane is None:
+            return [None]
+        measurements = _lane_measurements(observations, reference, lane)
+        on_road = [m for m in measurements if self._on_road(m[0][0] + m[1] * m[0][1])]
+        return (on_road or measurements)[: self.config.lane_hypotheses]
+
+    def _on_road(self, point_xy: np.ndarray) -> bool:
+        nearest = self.index.nearest_lane(float(point_xy[0]), float(point_xy[1]))
+        return nearest is not None and abs(nearest[0]) <= 0.6 * nearest[2]
+
+    def _gauss_newton(
+        self, start, prior_xyyaw, weak_prior_info, observations, matches, lane_measurement, dash
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """(state (3,), information (3, 3), robust cost of the measurement residuals) of the
+        iteratively reweighted Gauss-Newton solve from ``start``."""
+        cfg = self.config
+        state = np.array(start, dtype=float)
         information = weak_prior_info
         for _ in range(cfg.iterations):
-            residuals, jacobian = self._residuals(state, observations, matches, lane_measurement)
+            residuals, jacobian = self._residuals(
+                state, observations, matches, lane_measurement, dash
+            )
             weights = _huber_weights(residuals, cfg.huber_sigmas)
             prior_error = state - prior_xyyaw
             prior_error[2] = wrap_angle(float(prior_error[2]))
@@ -186,9 +348,8 @@ class Localizer:
             state[2] = wrap_angle(float(state[2]))
             if np.abs(step).max() < 1e-4:
                 break
-        covariance = np.linalg.inv(information)
-        ids = tuple(int(self.index.landmark_ids[m]) for _, m in matches)
-        return Pose2D(*(float(v) for v in state)), covariance, ids, lane_measurement is not None
+        residuals, _ = self._residuals(state, observations, matches, lane_measurement, dash)
+        return state, information, _huber_cost(residuals, cfg.huber_sigmas)
 
     def _predicted_columns(self, state: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         pose = Pose2D(float(state[0]), float(state[1]), float(state[2]))
@@ -241,7 +402,12 @@ class Localizer:
         return matches
 
     def _residuals(
-        self, state: np.ndarray, observations: Observations, matches, lane_measurement
+        self,
+        state: np.ndarray,
+        observations: Observations,
+        matches,
+        lane_measurement,
+        dash: DashConstraint | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Whitened residuals (R,) and their Jacobian (R, 3) at ``state``."""
         cfg = self.config
@@ -277,6 +443,10 @@ class Localizer:
                     ]
                 )
             )
+        if dash is not None:
+            along_m = float(dash.direction @ (state[:2] - dash.anchor_xy))
+            rows.append(np.array([(along_m - dash.offset_m) / dash.sigma_m]))
+            jacobians.append(np.array([[*(dash.direction / dash.sigma_m), 0.0]]))
         if not rows:
             return np.zeros(0), np.zeros((0, 3))
         return np.concatenate(rows), np.concatenate(jacobians)
@@ -287,17 +457,28 @@ def _huber_weights(residuals: np.ndarray, threshold: float) -> np.ndarray:
     return np.where(magnitude <= threshold, 1.0, threshold / np.maximum(magnitude, 1e-12))
 
 
-def _lane_measurement(observations: Observations, prior: np.ndarray, lane):
-    """((lane origin (2,), left normal (2,), lane heading), measured lateral offset [m] from
-    that origin line, relative heading [rad]). The CNN's offset is known modulo one lane
-    width; the candidate closest to the prior's offset is taken."""
+def _huber_cost(residuals: np.ndarray, threshold: float) -> float:
+    magnitude = np.abs(residuals)
+    quadratic = 0.5 * magnitude**2
+    linear = threshold * magnitude - 0.5 * threshold**2
+    return float(np.where(magnitude <= threshold, quadratic, linear).sum())
+
+
+def _lane_measurements(observations: Observations, prior: np.ndarray, lane) -> list:
+    """[((lane origin (2,), left normal (2,), lane heading), measured lateral offset [m] from
+    that origin line, relative heading [rad]), ...]. The CNN's offset is known modulo one
+    lane width: the candidates in this lane and the two beside it, closest to the prior's
+    offset first."""
     prior_offset_m, lane_heading, width_m = lane
     normal = np.array([-math.sin(lane_heading), math.cos(lane_heading)])
     origin = prior[:2] - prior_offset_m * normal  # a point on the lane centre line
     offset_m = observations.lane_phase / (2 * math.pi) * width_m
     candidates = offset_m + width_m * np.array([-1.0, 0.0, 1.0])
-    chosen = float(candidates[np.argmin(np.abs(candidates - prior_offset_m))])
-    return (origin, normal, lane_heading), chosen, observations.lane_heading_rad
+    order = np.argsort(np.abs(candidates - prior_offset_m))
+    return [
+        ((origin, normal, lane_heading), float(candidates[i]), observations.lane_heading_rad)
+        for i in order
+    ]
 
 
 def decode(output, row: int, image_width_px: int, threshold: float) -> Observations:
@@ -319,31 +500,3 @@ def decode(output, row: int, image_width_px: int, threshold: float) -> Observati
         lane_phase=float(math.atan2(lane[0], lane[1])),
         lane_heading_rad=float(lane[2]),
     )
-
-
-def load_net(path: str | Path | None = None) -> LocalizerNet:
-    """The network with weights from ``path`` (a state_dict), or the shipped weights.
-
-    :raises OSError: the file is missing or not a loadable state_dict (names the file).
-    """
-    if path is None:
-        path = resources.files("mapping.models") / DEFAULT_WEIGHTS
-    net = LocalizerNet()
-    try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-        net.load_state_dict(state)
-    except FileNotFoundError:
-        raise OSError(
-            f"localizer weights {str(path)!r} do not exist; train them with "
-            "'drivestack train-localizer'"
-        ) from None
-    except pickle.UnpicklingError:
-        raise OSError(
-            f"localizer weights {str(path)!r} are not a weights-only torch state_dict file"
-        ) from None
-    except (RuntimeError, KeyError, ValueError, EOFError, TypeError, AttributeError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        if "loading state_dict" in reason:
-            reason = "its tensors do not match the localizer network (weights of another model?)"
-        raise OSError(f"localizer weights {str(path)!r} cannot be loaded: {reason}") from None
-    return net

@@ -16,6 +16,9 @@ associates detected columns with map landmarks through the pose prior.
 
 from __future__ import annotations
 
+import pickle
+from importlib import resources
+from pathlib import Path
 from typing import NamedTuple
 
 import cv2
@@ -103,3 +106,35 @@ def normalise(small: np.ndarray) -> np.ndarray:
     """(..., H, W, 3) uint8 already at input size -> (..., 3, H, W) float32, normalised."""
     x = (small.astype(np.float32) / 255.0 - PIXEL_MEAN) / PIXEL_STD
     return np.moveaxis(x, -1, -3)
+
+
+DEFAULT_WEIGHTS = "localizer.pt"
+"""Shipped weights, package data of :mod:`mapping.models`."""
+
+
+def load_net(path: str | Path | None = None) -> LocalizerNet:
+    """The network with weights from ``path`` (a state_dict), or the shipped weights.
+
+    :raises OSError: the file is missing or not a loadable state_dict (names the file).
+    """
+    if path is None:
+        path = resources.files("mapping.models") / DEFAULT_WEIGHTS
+    net = LocalizerNet()
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+        net.load_state_dict(state)
+    except FileNotFoundError:
+        raise OSError(
+            f"localizer weights {str(path)!r} do not exist; train them with "
+            "'drivestack train-localizer'"
+        ) from None
+    except pickle.UnpicklingError:
+        raise OSError(
+            f"localizer weights {str(path)!r} are not a weights-only torch state_dict file"
+        ) from None
+    except (RuntimeError, KeyError, ValueError, EOFError, TypeError, AttributeError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        if "loading state_dict" in reason:
+            reason = "its tensors do not match the localizer network (weights of another model?)"
+        raise OSError(f"localizer weights {str(path)!r} cannot be loaded: {reason}") from None
+    return net

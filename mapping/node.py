@@ -1,7 +1,9 @@
 """The localization node: odometry plus landmark fixes -> ``/mapping/pose`` every control step.
 
 Inputs: ``/sim/ego`` (trigger; its speed and yaw rate are the odometry, its first pose the
-start prior), and, when a localizer is given, ``/camera/image`` and ``/camera/info``. The
+start prior), and, when a localizer is given, ``/camera/image`` and ``/camera/info``, and,
+with a ``map_source``, ``/sim/static``: each new static world (a new episode) gets its HD
+map from ``map_source`` (in simulation the map of that world is known). The
 simulator publishes a step's image before its ego state, so the frame fused at a step is the
 one taken at that step (a frame with another stamp is not used).
 
@@ -14,14 +16,16 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from bus.messages import EgoState, Header, LocalizationStatus, LocalizerFix, Pose2D, PoseEstimate
+from bus.messages.world import StaticWorld
 from mapping.ekf import EkfConfig, PoseEkf
+from mapping.hdmap import HdMap
 from mapping.localizer import Localizer
 
 logger = logging.getLogger(__name__)
@@ -39,9 +43,8 @@ class LocalizationConfig:
     ekf: EkfConfig = field(default_factory=EkfConfig)
 
 
-# TODO(#7): `drivestack sim` has no option to run this node in the loop yet (only
-# eval-localizer drives it); and the start pose is the first ego pose with `initial_sigma`
-# (a GNSS stand-in) because the localizer has no global relocalization without a prior.
+# TODO(#7): the start pose is the first ego pose with `initial_sigma` (a GNSS stand-in)
+# because the localizer has no global relocalization without a prior.
 class LocalizationNode:
     """Node: ``/sim/ego`` (+ camera) -> ``/mapping/pose`` (+ ``/mapping/fix``)."""
 
@@ -49,17 +52,24 @@ class LocalizationNode:
     trigger = "/sim/ego"
 
     def __init__(
-        self, config: LocalizationConfig | None = None, localizer: Localizer | None = None
+        self,
+        config: LocalizationConfig | None = None,
+        localizer: Localizer | None = None,
+        map_source: Callable[[StaticWorld], HdMap] | None = None,
     ) -> None:
         self.config = config or LocalizationConfig()
         self.localizer = localizer
+        self.map_source = map_source
         self.inputs: tuple[str, ...] = ("/sim/ego",)
         if localizer is not None:
             self.inputs += ("/camera/image", "/camera/info")
+            if map_source is not None:
+                self.inputs += ("/sim/static",)
+        self._static: StaticWorld | None = None
         self.ekf: PoseEkf | None = None
         self._last_ego: EgoState | None = None
         self._last_fix_ns: int | None = None
-        self._camera_stamp_ns: int | None = None
+        self._camera_info = None
 
     def reset(self) -> None:
         self.ekf = None
@@ -72,22 +82,26 @@ class LocalizationNode:
             return {}
         if self._last_ego is not None and ego.header.stamp_ns < self._last_ego.header.stamp_ns:
             self.reset()  # a new episode
+        static = inputs.get("/sim/static")
+        if self.map_source is not None and static is not None and static is not self._static:
+            self.localizer.set_map(self.map_source(static))
+            self._static = static
         self._propagate(ego)
         outputs: dict[str, Any] = {}
         fix = self._localize(inputs, ego.header.stamp_ns)
         landmark_ids: tuple[int, ...] = ()
+        tracking = False
         if fix is not None:
             outputs["/mapping/fix"] = fix
             fused = self.ekf.update(
                 np.array([fix.pose.x, fix.pose.y, fix.pose.yaw]),
                 np.asarray(fix.covariance).reshape(3, 3),
             )
-            if fused and fix.landmark_ids:
+            if fused and (fix.landmark_ids or fix.dashes_used):
                 self._last_fix_ns = ego.header.stamp_ns
                 landmark_ids = fix.landmark_ids
-        outputs["/mapping/pose"] = self._estimate(
-            ego.header.stamp_ns, landmark_ids, fused=bool(fix is not None and landmark_ids)
-        )
+                tracking = True
+        outputs["/mapping/pose"] = self._estimate(ego.header.stamp_ns, landmark_ids, tracking)
         return outputs
 
     def _propagate(self, ego: EgoState) -> None:
@@ -108,9 +122,10 @@ class LocalizationNode:
         from sim.camera import image_array
 
         info = inputs.get("/camera/info")
-        if info is not None and info.header.stamp_ns != self._camera_stamp_ns:
+        if info is not None and info is not self._camera_info:
+            # Every episode publishes its own (jittered) calibration, each stamped 0.
             self.localizer.set_camera(info)
-            self._camera_stamp_ns = info.header.stamp_ns
+            self._camera_info = info
         try:
             pixels = image_array(image)
         except ValueError as error:
@@ -144,3 +159,44 @@ class LocalizationNode:
             position_std_m=std_m,
             time_since_fix_s=since_s,
         )
+
+
+class PoseErrorMonitor:
+    """Errors of ``/mapping/pose`` against the simulator's true ``/sim/ego`` of the same
+    stamp, for run summaries (subscribe it before the localization node)."""
+
+    def __init__(self, bus) -> None:
+        self._truth: dict[int, Pose2D] = {}
+        self.position_m: list[float] = []
+        self.heading_deg: list[float] = []
+        self.tracking = 0
+        bus.subscribe("/sim/ego", self._on_ego, label="pose-error-monitor")
+        bus.subscribe("/mapping/pose", self._on_pose, label="pose-error-monitor")
+
+    def _on_ego(self, ego: EgoState) -> None:
+        self._truth = {ego.header.stamp_ns: ego.pose}
+
+    def _on_pose(self, estimate: PoseEstimate) -> None:
+        truth = self._truth.get(estimate.header.stamp_ns)
+        if truth is None:
+            return
+        self.position_m.append(math.hypot(estimate.pose.x - truth.x, estimate.pose.y - truth.y))
+        self.heading_deg.append(
+            abs(math.degrees(math.remainder(estimate.pose.yaw - truth.yaw, 2 * math.pi)))
+        )
+        self.tracking += estimate.status == LocalizationStatus.TRACKING
+
+    def report(self) -> dict[str, float]:
+        """Frames, median / 95th-percentile position error [m], share within 1 m, median
+        heading error [deg] and the share of steps with a fused fix."""
+        if not self.position_m:
+            return {"frames": 0}
+        position = np.asarray(self.position_m)
+        return {
+            "frames": len(position),
+            "median_m": float(np.median(position)),
+            "p95_m": float(np.percentile(position, 95)),
+            "within_1m": float(np.mean(position <= 1.0)),
+            "median_heading_deg": float(np.median(self.heading_deg)),
+            "tracking_share": self.tracking / len(position),
+        }

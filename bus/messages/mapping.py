@@ -32,6 +32,8 @@ class LocalizerFix(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     :param covariance: 3x3 row-major over (x, y, yaw) [m^2, rad^2].
     :param landmark_ids: map landmarks matched in the image and used in the solve.
     :param lane_used: True when the lane-relative measurement constrained the solve.
+    :param dashes_used: True when the dash phase of mapped dashed lines constrained the
+        position along the lane.
     :param latency_s: wall-clock time the localizer took for this frame [s].
     """
 
@@ -40,6 +42,7 @@ class LocalizerFix(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     covariance: tuple[float, ...]
     landmark_ids: tuple[int, ...] = ()
     lane_used: bool = False
+    dashes_used: bool = False
     latency_s: float = 0.0
 
 

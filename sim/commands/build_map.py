@@ -17,7 +17,8 @@ def add_parser(subparsers) -> None:
         help="write the HD map (lanes, signs, landmarks) of a simulated world",
         description=(
             "Build the HD map of the world that ENV and SEED generate: lane centre lines with "
-            "widths and speed limits, traffic signs and landmarks, in the bus 'map' frame "
+            "widths and speed limits, the dash layout of dashed lane lines, traffic signs and "
+            "landmarks, in the bus 'map' frame "
             "(x forward, y left, metres). The file is versioned JSON (mapping/hdmap.py), "
             "written atomically."
         ),
@@ -51,9 +52,10 @@ def run(args: argparse.Namespace) -> int:
         env.close()
     write_map(hd_map, args.out)
     logger.info(
-        "wrote %s: %d lanes, %d signs, %d landmarks",
+        "wrote %s: %d lanes, %d dashed lines, %d signs, %d landmarks",
         args.out,
         len(hd_map.lanes),
+        len(hd_map.dashed_lines),
         len(hd_map.signs),
         len(hd_map.landmarks),
     )

@@ -116,6 +116,15 @@ def add_parser(subparsers) -> None:
         "OUT/run.mcap, and the summary gets its timing. The planner still plans on ground "
         "truth (/sim/objects)",
     )
+    parser.add_argument(
+        "--localize",
+        action="store_true",
+        help="also run the front camera and the localization node (HD map of the episode's "
+        "world, shipped CNN landmark localizer with lane dashes, EKF on noiseless odometry) "
+        "in the loop, started from the first ego pose: it publishes /mapping/pose and "
+        "/mapping/fix, recorded in OUT/run.mcap, and the summary gets its error against the "
+        "true ego pose. The planner still plans on the true ego state",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument(
         "--no-record",
@@ -135,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
     remote = uses_remote_planner(args)
     planner = None if remote else make_planner(args.planner)
     perception = _make_perception(args)
+    localization = _make_localization(args, lambda: loop.simulator)
     if args.world == "stack" and planner_spec(args.planner).split(":")[0] in ("dqn", "qlearning"):
         logger.warning(
             "learned policies were trained on highway-env's own traffic; with "
@@ -157,20 +167,23 @@ def run(args: argparse.Namespace) -> int:
             },
         )
     )
+    # Before the nodes subscribe: it must see each /sim/ego before the pose estimated from it.
+    pose_errors = _pose_error_monitor(bus) if localization else None
     results: list[EpisodeResult] = []
     loop = link = None
     interrupted = False
     aborted: str | None = None
     started = time.perf_counter()
     try:
-        camera = CameraConfig() if args.camera_video or perception else None
+        camera = CameraConfig() if args.camera_video or perception or localization else None
         sim_config = SimConfig(
             env_id=args.env,
             render=args.video_episodes > 0,
             camera=camera,
             world=world_preset(args.world),
         )
-        loop = ClosedLoop(sim_config, planner, bus, nodes=(perception,) if perception else ())
+        nodes = tuple(node for node in (perception, localization) if node)
+        loop = ClosedLoop(sim_config, planner, bus, nodes=nodes)
         if recorder:
             recorder.add_metadata({"control_rate_hz": str(loop.simulator.control_rate_hz)})
         link = RemotePlanner(args, loop) if remote else None
@@ -197,12 +210,16 @@ def run(args: argparse.Namespace) -> int:
         summary["transport_stats"] = link.report()
     if aborted:
         summary.update(aborted=aborted, complete=False)
+    if pose_errors:
+        summary["localization"] = pose_errors.report()
     write_json(out / "summary.json", summary)
 
     print(format_table(results))
     print(format_aggregate(summary["aggregate"]))
     if "perception" in summary:
         print(format_perception(summary["perception"]))
+    if pose_errors:
+        print(format_localization(summary["localization"]))
     print(f"summary: {out / 'summary.json'}")
     if aborted:
         raise RemoteNodeLost(aborted)
@@ -376,6 +393,43 @@ def _make_perception(args: argparse.Namespace):
     # with one thread and 690 ms with two (measured here, 640x360).
     torch.set_num_threads(PERCEPTION_THREADS)
     return make_perception_node(config=PerceptionConfig(trigger="/sim/ego"))
+
+
+def _make_localization(args: argparse.Namespace, simulator):
+    """The localization node for ``--localize`` (None without it). ``simulator()`` returns
+    the loop's simulator, whose world gives each episode's HD map."""
+    if not getattr(args, "localize", False):
+        return None
+    import torch
+
+    from mapping.hdmap import HdMap, map_from_world
+    from mapping.localizer import Localizer, load_net
+    from mapping.node import LocalizationNode
+
+    torch.set_num_threads(PERCEPTION_THREADS)
+    localizer = Localizer(load_net(), HdMap())
+    return LocalizationNode(
+        localizer=localizer,
+        # The map's seed field is metadata; the world is the one just published.
+        map_source=lambda static: map_from_world(simulator().env, static, 0, args.env),
+    )
+
+
+def _pose_error_monitor(bus: Bus):
+    from mapping.node import PoseErrorMonitor
+
+    return PoseErrorMonitor(bus)
+
+
+def format_localization(report: dict[str, Any]) -> str:
+    if not report.get("frames"):
+        return "localization: no pose estimated"
+    return (
+        f"localization: {report['frames']} poses, error median {report['median_m']:.2f} m, "
+        f"p95 {report['p95_m']:.2f} m, {100 * report['within_1m']:.0f} % within 1 m, "
+        f"heading {report['median_heading_deg']:.2f} deg, "
+        f"{100 * report['tracking_share']:.0f} % with a fused fix"
+    )
 
 
 def _perception_summary(loop: ClosedLoop) -> dict[str, Any]:

@@ -54,14 +54,52 @@ def test_version_mismatch_is_refused(hd_map, tmp_path):
         read_map(path)
 
 
+def test_map_holds_the_dash_layout_and_round_trips_it(hd_map, tmp_path):
+    from sim.camera.road import DASH_LENGTH_M, DASH_PERIOD_M
+
+    # highway-fast-v0: 3 lanes at y = 0, -4, -8; the boundaries between them are dashed.
+    assert sorted(line.start[1] for line in hd_map.dashed_lines) == [-6.0, -2.0]
+    for line in hd_map.dashed_lines:
+        assert (line.dash_length_m, line.period_m, line.phase_m) == (
+            DASH_LENGTH_M,
+            DASH_PERIOD_M,
+            0.0,
+        )
+        assert line.end[0] > line.start[0] + 1000 and line.end[1] == line.start[1]
+    path = tmp_path / "map.json"
+    write_map(hd_map, path)
+    assert read_map(path).dashed_lines == hd_map.dashed_lines
+
+
+def test_version_1_map_without_dashes_is_refused(hd_map, tmp_path):
+    path = tmp_path / "v1.json"
+    write_map(hd_map, path)
+    data = json.loads(path.read_text())
+    data["version"] = 1
+    del data["dashed_lines"]
+    path.write_text(json.dumps(data))
+    with pytest.raises(MapFormatError, match=r"v1\.json.*version 1.*rebuild"):
+        read_map(path)
+
+
 @pytest.mark.parametrize(
     "text, reason",
     [
         ("{not json", "not a valid map"),
         ('{"format": "geojson", "version": 1}', "format"),
-        ('{"format": "drivestack-hdmap", "version": 1, "lanes": [{"road_id": 3}]}', "corrupt"),
+        (
+            f'{{"format": "drivestack-hdmap", "version": {MAP_VERSION}, '
+            '"lanes": [{"road_id": 3}]}',
+            "corrupt",
+        ),
+        (
+            f'{{"format": "drivestack-hdmap", "version": {MAP_VERSION}, "dashed_lines": [{{'
+            '"road_id": "0-1", "boundary_index": 1, "start": [0, -2], "end": [100, -2], '
+            '"dash_length_m": 12, "period_m": 10, "phase_m": 0}]}',
+            "dash_length_m < period_m",
+        ),
     ],
-    ids=["truncated", "other-format", "wrong-field-type"],
+    ids=["truncated", "other-format", "wrong-field-type", "dash-longer-than-period"],
 )
 def test_corrupt_file_is_refused_naming_the_file(tmp_path, text, reason):
     path = tmp_path / "bad.json"
