@@ -9,10 +9,11 @@ Steps (each also runnable by hand; this script only chains them):
            --seed S --out runs/dqn/ours_sS            # S = 0, 1, 2
        drivestack train-policy --algo qlearning --steps 8000 --seed 0 --out runs/qlearning/s0
 
-2. evaluate in the closed loop (100 episodes per model, evaluation seed 0)::
+2. evaluate in the closed loop (100 episodes per model, evaluation seed 0); each DQN run is
+   represented by ``best_policy.pt``, the model its periodic evaluation kept::
 
-       drivestack eval-policy runs/dqn/ours_s0/policy.pt runs/dqn/ours_s1/policy.pt \
-           runs/dqn/ours_s2/policy.pt rule random runs/qlearning/s0/policy.npz \
+       drivestack eval-policy runs/dqn/ours_s0/best_policy.pt runs/dqn/ours_s1/best_policy.pt \
+           runs/dqn/ours_s2/best_policy.pt rule random runs/qlearning/s0/policy.npz \
            --env highway-fast-v0 --episodes 100 --seeds 0 --out runs/bench_policies/highway-fast-v0
 
 3. print the table and the verdict on the targets: every DQN seed reaches mean return >= 25
@@ -77,6 +78,12 @@ def _train(args: argparse.Namespace) -> None:
                 "--no-progress",
             ]
         )
+
+
+def _dqn_model(run: Path) -> Path:
+    """The model a DQN run ships: the one its periodic evaluation kept, else the final one."""
+    best = run / "best_policy.pt"
+    return best if best.exists() else run / "policy.pt"
 
 
 def _evaluate(args: argparse.Namespace, env_id: str, models: list[str], episodes: int) -> dict:
@@ -153,7 +160,7 @@ def main() -> int:
     runs = Path(args.runs)
     if not args.no_train:
         _train(args)
-    dqn_models = [str(runs / "dqn" / f"ours_s{seed}" / "policy.pt") for seed in TRAIN_SEEDS]
+    dqn_models = [str(_dqn_model(runs / "dqn" / f"ours_s{seed}")) for seed in TRAIN_SEEDS]
     models = dqn_models + ["rule", "random", str(runs / "qlearning" / "s0" / "policy.npz")]
 
     fast = _evaluate(args, "highway-fast-v0", models, args.episodes)

@@ -111,11 +111,12 @@ class DQNPolicy:
         """
         state_dict, metadata = load_dqn_files(path)
         source = Path(path)
-        spec = NetworkSpec.from_dict(metadata.get("network"), source)
+        described_in = source.with_suffix(".json")  # where the entries below come from
+        spec = NetworkSpec.from_dict(metadata.get("network"), described_in)
         try:
             observation = KinematicsConfig.from_dict(metadata.get("observation") or {})
         except (TypeError, ValueError) as error:
-            raise PolicyFileError(f"{source}: bad 'observation' entry ({error})") from None
+            raise PolicyFileError(f"{described_in}: bad 'observation' entry ({error})") from None
         if int(np.prod(observation.shape)) != spec.input_size:
             raise PolicyFileError(
                 f"{source}: observation shape {observation.shape} does not match the network "
@@ -125,7 +126,7 @@ class DQNPolicy:
             shield_config = ShieldConfig.from_dict(metadata.get("shield"))
             shield = Shield(observation, shield_config) if shield_config else None
         except (TypeError, ValueError) as error:
-            raise PolicyFileError(f"{source}: bad 'shield' entry ({error})") from None
+            raise PolicyFileError(f"{described_in}: bad 'shield' entry ({error})") from None
         network = build_q_network(spec)
         try:
             network.load_state_dict(state_dict)

@@ -14,6 +14,7 @@ Frame: highway-env's (x forward along the road, y to the right); lane ``i`` is c
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -59,14 +60,34 @@ class ShieldConfig:
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
 
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if not (math.isfinite(value) and value >= 0.0):
+                raise ValueError(f"shield setting {name} must be a finite number >= 0, got {value}")
+        if self.horizon_s <= 0.0 or self.speed_step_mps <= 0.0:
+            raise ValueError("shield settings horizon_s and speed_step_mps must be positive")
+        if self.min_speed_mps >= self.max_speed_mps:
+            raise ValueError(
+                f"shield min_speed_mps ({self.min_speed_mps}) must be below max_speed_mps "
+                f"({self.max_speed_mps})"
+            )
+
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> ShieldConfig | None:
+    def from_dict(cls, data: Any) -> ShieldConfig | None:
+        """Settings from JSON (None: no shield); raises ValueError naming what is wrong."""
         if data is None:
             return None
+        if not isinstance(data, dict):
+            raise ValueError(f"must be an object of settings or null, got {type(data).__name__}")
         extra = sorted(set(data) - set(cls.__dataclass_fields__))
         if extra:
             raise ValueError(f"unknown shield setting(s) {extra}")
-        return cls(**{k: float(v) for k, v in data.items()})
+        values = {}
+        for key, value in data.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"shield setting {key} must be a number, got {value!r}")
+            values[key] = float(value)
+        return cls(**values)
 
 
 @dataclass(frozen=True)

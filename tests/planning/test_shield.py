@@ -145,5 +145,21 @@ def test_a_policy_with_a_bad_shield_entry_is_refused(tmp_path):
         policy.act(table(0, 25.0))
     torch.manual_seed(0)
     bad = save_dqn_policy(tmp_path / "bad.pt", state, {**metadata, "shield": {"range": 3}})
-    with pytest.raises(PolicyFileError, match="bad 'shield' entry"):
+    with pytest.raises(PolicyFileError, match=r"bad\.json: bad 'shield' entry"):
         DQNPolicy.load(bad)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("yes", "must be an object"),
+        (5, "must be an object"),
+        ({"horizon_s": -1}, "horizon_s must be a finite number"),
+        ({"min_gap_m": float("nan")}, "min_gap_m must be a finite number"),
+        ({"min_speed_mps": 40, "max_speed_mps": 10}, "must be below max_speed_mps"),
+        ({"horizon_s": "3"}, "horizon_s must be a number"),
+    ],
+)
+def test_bad_shield_settings_are_refused_by_name(entry, message):
+    with pytest.raises(ValueError, match=message):
+        ShieldConfig.from_dict(entry)
