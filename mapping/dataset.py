@@ -109,6 +109,8 @@ def load_dataset(path: str | os.PathLike) -> LocalizerData:
             if missing:
                 raise ValueError(f"localizer dataset {str(path)!r} lacks arrays {missing}")
             arrays = {name: archive[name] for name in REQUIRED_ARRAYS}
+    except FileNotFoundError:
+        raise OSError(f"localizer dataset {str(path)!r} does not exist") from None
     except (OSError, EOFError, ValueError, zipfile.BadZipFile) as error:
         if str(path) in str(error):
             raise

@@ -55,6 +55,19 @@ class DriveConfig:
     min_visible_fraction: float = 0.3
 
 
+@dataclass
+class DriveOutcome:
+    """How a drive ended, filled in when its frame iterator is exhausted.
+
+    :param steps: control steps driven (rendered).
+    :param end: ``completed`` (all the configured steps), ``crashed`` (the ego collided) or
+        ``episode end`` (the environment ended the episode, e.g. merge-v0's road ends).
+    """
+
+    steps: int = 0
+    end: str = ""
+
+
 @dataclass(frozen=True)
 class LandmarkLabel:
     """A visible landmark: id, image column of its centre [px], ground range [m]."""
@@ -86,9 +99,11 @@ class DriveFrame:
 def generate_drive(
     seed: int,
     config: DriveConfig | None = None,
+    outcome: DriveOutcome | None = None,
 ) -> tuple[HdMap, CameraInfo, Iterator[DriveFrame]]:
     """The map of ``seed``'s world, the episode's camera calibration and an iterator over
-    the drive's frames."""
+    the drive's frames; ``outcome``, when given, says how the drive ended once the iterator
+    is exhausted."""
     from sim.adapter import WorldReader
     from sim.camera import FrontCamera
     from sim.envs import make_env
@@ -103,7 +118,8 @@ def generate_drive(
     camera = FrontCamera()
     camera_info = camera.reset(seed)
     reader = WorldReader(env)
-    return hd_map, camera_info, _frames(seed, config, env, world, static, camera, reader)
+    frames = _frames(seed, config, env, world, static, camera, reader, outcome or DriveOutcome())
+    return hd_map, camera_info, frames
 
 
 def _frames(
@@ -114,6 +130,7 @@ def _frames(
     static,
     camera,
     reader,
+    outcome: DriveOutcome,
 ) -> Iterator[DriveFrame]:
     from planning.rule import RulePlanner
     from sim.camera import SceneInput
@@ -121,8 +138,10 @@ def _frames(
     driver = RulePlanner()
     rng = np.random.default_rng([seed, 0x10CA1])
     control_dt_ns = int(round(1e9 / env.unwrapped.config["policy_frequency"]))
+    outcome.end = "completed"
     try:
         for step in range(config.steps):
+            outcome.steps = step + 1
             stamp_ns = step * control_dt_ns
             ego = reader.ego_state(stamp_ns, step)
             objects = world.with_pedestrians(reader.objects(stamp_ns, ego), ego, stamp_ns / 1e9)
@@ -143,7 +162,9 @@ def _frames(
                 )
             )
             _, _, terminated, truncated, _ = env.step(action)
-            if terminated or truncated:
+            if (terminated or truncated) and step + 1 < config.steps:
+                crashed = bool(getattr(env.unwrapped.vehicle, "crashed", False))
+                outcome.end = "crashed" if crashed else "episode end"
                 break
     finally:
         env.close()

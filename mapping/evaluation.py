@@ -12,14 +12,15 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from bus.messages import Pose2D
-from mapping.drives import DriveConfig, generate_drive, unperturbed
+from mapping.drives import DriveConfig, DriveOutcome, generate_drive, unperturbed
 from mapping.ekf import EkfConfig, PoseEkf
+from mapping.hdmap import HdMap, check_map_matches
 from mapping.localizer import Localizer, LocalizerConfig
 from mapping.localizer_net import LocalizerNet
 from sim.frames import wrap_angle
@@ -55,19 +56,26 @@ class EvalResult:
     fused_position_m: list[float] = field(default_factory=list)
     fused_heading_deg: list[float] = field(default_factory=list)
     dead_reckoning_position_m: list[float] = field(default_factory=list)
+    dead_reckoning_heading_deg: list[float] = field(default_factory=list)
     latency_s: list[float] = field(default_factory=list)
     frames: int = 0
     frames_with_landmarks: int = 0
     frames_with_dashes: int = 0
+    drives: list[dict[str, object]] = field(default_factory=list)
+    """Per drive: ``seed``, ``steps`` driven, ``end`` (see :class:`DriveOutcome`)."""
 
     def summary(self) -> dict[str, object]:
         return {
             "frames": self.frames,
+            "drives": self.drives,
+            "ended_early": [drive for drive in self.drives if drive["end"] != "completed"],
             "fix_with_landmarks_share": self.frames_with_landmarks / max(self.frames, 1),
             "fix_with_dashes_share": self.frames_with_dashes / max(self.frames, 1),
             "localizer": _stats(self.fix_position_m, self.fix_heading_deg),
             "fused": _stats(self.fused_position_m, self.fused_heading_deg),
-            "dead_reckoning": _stats(self.dead_reckoning_position_m, []),
+            "dead_reckoning": _stats(
+                self.dead_reckoning_position_m, self.dead_reckoning_heading_deg
+            ),
             "localizer_hz": 1.0 / float(np.median(self.latency_s)) if self.latency_s else 0.0,
             "localizer_ms_p95": 1000 * float(np.percentile(self.latency_s, 95))
             if self.latency_s
@@ -98,13 +106,24 @@ def evaluate(
     localizer_config: LocalizerConfig | None = None,
     ekf_config: EkfConfig | None = None,
     on_frame: Callable[[], None] | None = None,
+    maps: Mapping[int, tuple[HdMap, str]] | None = None,
 ) -> EvalResult:
-    """Run the localizer and filter along the drives of ``seeds`` (one true view per step)."""
+    """Run the localizer and filter along the drives of ``seeds`` (one true view per step).
+
+    :param maps: per seed, a map (and the file it came from) to localize against instead of
+        the map built from the drive's world; it must match that world.
+    :raises MapMismatchError: a map of ``maps`` is not the map of its seed's world.
+    """
     drive = unperturbed(drive or DriveConfig())
     noise = noise or OdometryNoise()
     result = EvalResult()
     for seed in seeds:
-        hd_map, camera_info, frames = generate_drive(seed, drive)
+        outcome = DriveOutcome()
+        hd_map, camera_info, frames = generate_drive(seed, drive, outcome)
+        if maps and seed in maps:
+            given_map, source = maps[seed]
+            check_map_matches(given_map, hd_map, source)
+            hd_map = given_map
         localizer = Localizer(net, hd_map, camera_info, localizer_config)
         _run_drive(
             localizer,
@@ -115,6 +134,15 @@ def evaluate(
             result,
             on_frame,
         )
+        result.drives.append({"seed": seed, "steps": outcome.steps, "end": outcome.end})
+        if outcome.end != "completed":
+            logger.warning(
+                "drive of seed %d ended after %d of %d steps (%s)",
+                seed,
+                outcome.steps,
+                drive.steps,
+                outcome.end,
+            )
     return result
 
 
@@ -164,6 +192,9 @@ def _run_drive(
         result.fused_heading_deg.append(math.degrees(wrap_angle(ekf.state[2] - truth[2])))
         result.dead_reckoning_position_m.append(
             float(np.hypot(*(dead_reckoning.state[:2] - truth[:2])))
+        )
+        result.dead_reckoning_heading_deg.append(
+            math.degrees(wrap_angle(dead_reckoning.state[2] - truth[2]))
         )
         if on_frame is not None:
             on_frame()

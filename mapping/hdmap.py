@@ -317,7 +317,14 @@ def read_map(path: str | os.PathLike) -> HdMap:
     :raises MapFormatError: the file is not valid JSON, not a drivestack map, of another
         version, or has missing or mistyped fields; the message names the file.
     """
-    data = Path(path).read_bytes()
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise OSError(
+            f"map file {str(path)!r} does not exist; write one with 'drivestack build-map'"
+        ) from None
+    except OSError as error:
+        raise OSError(f"map file {str(path)!r} cannot be read: {error.strerror or error}") from None
     try:
         probe = msgspec.json.decode(data, type=_VersionProbe)
     except (msgspec.DecodeError, msgspec.ValidationError) as error:
@@ -358,6 +365,111 @@ def _check_finite(hd_map: HdMap, path: str | os.PathLike) -> None:
                 f"map file {str(path)!r}: lane {lane.road_id}/{lane.lane_index} needs at least 2 "
                 "centre-line points and a positive width"
             )
+
+
+MAP_MATCH_TOLERANCE_M = 0.5
+"""A map file matches a running world when its lane centre lines and landmarks lie within
+this distance of the world's [m]."""
+
+
+class MapMismatchError(ValueError):
+    """A map file that was built for another world than the one being driven."""
+
+
+def check_map_matches(hd_map: HdMap, world_map: HdMap, source: str) -> None:
+    """Refuse ``hd_map`` (read from ``source``) unless it describes ``world_map``'s world.
+
+    Compares the environment id, the seed, the lane centre lines and the landmark positions
+    (within :data:`MAP_MATCH_TOLERANCE_M`). Signs and dash layouts are taken as the file
+    gives them.
+
+    :raises MapMismatchError: naming ``source`` and the first difference found.
+    """
+    rebuild = (
+        f"; build the map of this world with 'drivestack build-map --env {world_map.env_id} "
+        f"--seed {world_map.seed}'"
+    )
+    if hd_map.env_id != world_map.env_id:
+        raise MapMismatchError(
+            f"map {source!r} was built for {hd_map.env_id!r}, not {world_map.env_id!r}{rebuild}"
+        )
+    if hd_map.seed != world_map.seed:
+        raise MapMismatchError(
+            f"map {source!r} holds the world of seed {hd_map.seed}, not of seed "
+            f"{world_map.seed}{rebuild}"
+        )
+    difference = _geometry_difference(hd_map, world_map)
+    if difference:
+        raise MapMismatchError(
+            f"map {source!r} does not match the world of {world_map.env_id} seed "
+            f"{world_map.seed}: {difference}{rebuild}"
+        )
+
+
+def check_map_for(
+    hd_map: HdMap, source: str, env_id: str, seeds: list[int], advice: str = ""
+) -> None:
+    """Refuse ``hd_map`` (read from ``source``) for drives of ``env_id`` with ``seeds``
+    unless it is the map of exactly that world (builds the world's map: about a second).
+
+    A map holds one seed's world (each seed places its own signs and landmarks), so every
+    seed must be the map's. ``advice`` is appended to the seed error (how to fix the
+    command line).
+
+    :raises MapMismatchError: naming ``source`` and what differs.
+    """
+    if env_id != hd_map.env_id:
+        raise MapMismatchError(
+            f"map {source!r} was built for {hd_map.env_id!r}, not {env_id!r}; build one of "
+            f"{env_id!r} with 'drivestack build-map --env {env_id}'"
+        )
+    others = sorted(set(seeds) - {hd_map.seed})
+    if others:
+        listed = ", ".join(str(s) for s in others[:5]) + (", ..." if len(others) > 5 else "")
+        raise MapMismatchError(
+            f"map {source!r} holds the world of seed {hd_map.seed} only (each seed's world has "
+            f"its own signs and landmarks), but seed(s) {listed} would be driven{advice}"
+        )
+    check_map_of_world(hd_map, source)
+
+
+def check_map_of_world(hd_map: HdMap, source: str) -> None:
+    """Refuse ``hd_map`` unless it matches the world its own env id and seed generate.
+
+    :raises MapMismatchError: naming ``source`` and what differs.
+    """
+    from sim.envs import make_env
+
+    env = make_env(hd_map.env_id)
+    try:
+        world_map = build_map(env, hd_map.seed, env_id=hd_map.env_id)
+    finally:
+        env.close()
+    check_map_matches(hd_map, world_map, source)
+
+
+def _geometry_difference(hd_map: HdMap, world_map: HdMap) -> str:
+    """What differs between the lanes and landmarks of two maps, or "" when they match."""
+    lanes = {(lane.road_id, lane.lane_index): lane.centerline for lane in hd_map.lanes}
+    world_lanes = {(lane.road_id, lane.lane_index): lane.centerline for lane in world_map.lanes}
+    if lanes.keys() != world_lanes.keys():
+        return f"it has {len(lanes)} lanes, the world {len(world_lanes)} (other roads)"
+    for key, centerline in world_lanes.items():
+        if len(lanes[key]) != len(centerline) or _max_distance_m(lanes[key], centerline) > (
+            MAP_MATCH_TOLERANCE_M
+        ):
+            return f"lane {key[0]}/{key[1]} lies elsewhere"
+    if len(hd_map.landmarks) != len(world_map.landmarks):
+        return f"it has {len(hd_map.landmarks)} landmarks, the world {len(world_map.landmarks)}"
+    points = [(lm.pose.x, lm.pose.y) for lm in hd_map.landmarks]
+    world_points = [(lm.pose.x, lm.pose.y) for lm in world_map.landmarks]
+    if points and _max_distance_m(points, world_points) > MAP_MATCH_TOLERANCE_M:
+        return "its landmarks lie elsewhere"
+    return ""
+
+
+def _max_distance_m(a, b) -> float:
+    return float(np.max(np.hypot(*(np.asarray(a, float) - np.asarray(b, float)).T)))
 
 
 def heading_difference(a_rad: float, b_rad: float) -> float:

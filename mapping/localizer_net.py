@@ -115,26 +115,78 @@ DEFAULT_WEIGHTS = "localizer.pt"
 def load_net(path: str | Path | None = None) -> LocalizerNet:
     """The network with weights from ``path`` (a state_dict), or the shipped weights.
 
-    :raises OSError: the file is missing or not a loadable state_dict (names the file).
+    :raises OSError: the file is missing, unreadable or not a loadable state_dict of this
+        network (the message names the file and says what is wrong).
     """
     if path is None:
         path = resources.files("mapping.models") / DEFAULT_WEIGHTS
+    state = _read_state_dict(str(path))
     net = LocalizerNet()
-    try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-        net.load_state_dict(state)
-    except FileNotFoundError:
+    mismatch = _mismatch(net.state_dict(), state)
+    if mismatch:
         raise OSError(
-            f"localizer weights {str(path)!r} do not exist; train them with "
-            "'drivestack train-localizer'"
-        ) from None
+            f"localizer weights {str(path)!r} cannot be loaded: its tensors do not match the "
+            f"localizer network (weights of another model?): {mismatch}"
+        )
+    net.load_state_dict(state)
+    return net
+
+
+def _mismatch(expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> str:
+    """What differs between two state_dicts (names and shapes), or "" when they fit."""
+    missing = sorted(expected.keys() - state.keys())
+    unexpected = sorted(state.keys() - expected.keys())
+    reshaped = [
+        f"{name} {tuple(state[name].shape)} instead of {tuple(tensor.shape)}"
+        for name, tensor in expected.items()
+        if name in state and state[name].shape != tensor.shape
+    ]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+    if reshaped:
+        parts.append(f"{len(reshaped)} of another shape (e.g. {reshaped[0]})")
+    return ", ".join(parts)
+
+
+def _read_state_dict(path: str) -> dict[str, torch.Tensor]:
+    """The state_dict in ``path``, read with the weights-only unpickler (no code runs)."""
+    file = Path(path)
+    if not file.exists():
+        raise OSError(
+            f"localizer weights {path!r} do not exist; train them with 'drivestack train-localizer'"
+        )
+    if file.is_dir():
+        raise OSError(f"localizer weights {path!r} is a directory, expected a .pt file")
+    if file.stat().st_size == 0:
+        raise OSError(f"localizer weights {path!r} cannot be loaded: the file is empty")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError as error:
+        raise OSError(f"localizer weights {path!r} cannot be read: {_first_line(error)}") from None
     except pickle.UnpicklingError:
         raise OSError(
-            f"localizer weights {str(path)!r} are not a weights-only torch state_dict file"
+            f"localizer weights {path!r} cannot be loaded: not a weights-only torch state_dict "
+            "file (objects other than tensors are refused, no code is run)"
         ) from None
-    except (RuntimeError, KeyError, ValueError, EOFError, TypeError, AttributeError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        if "loading state_dict" in reason:
-            reason = "its tensors do not match the localizer network (weights of another model?)"
-        raise OSError(f"localizer weights {str(path)!r} cannot be loaded: {reason}") from None
-    return net
+    except Exception as error:  # noqa: BLE001 - junk makes torch's loaders raise anything
+        raise OSError(
+            f"localizer weights {path!r} cannot be loaded: not a torch state_dict file, or a "
+            f"truncated one ({type(error).__name__}: {_first_line(error)})"
+        ) from None
+    if not isinstance(state, dict) or not all(
+        isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in state.items()
+    ):
+        raise OSError(
+            f"localizer weights {path!r} cannot be loaded: it holds a {type(state).__name__}, "
+            "not a state_dict (a mapping of names to tensors)"
+        )
+    return state
+
+
+def _first_line(error: BaseException) -> str:
+    """The first sentence of an error message (torch appends paragraphs of advice)."""
+    text = str(error).strip()
+    return text.splitlines()[0].split(". ")[0] if text else type(error).__name__

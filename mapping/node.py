@@ -163,18 +163,35 @@ class LocalizationNode:
 
 class PoseErrorMonitor:
     """Errors of ``/mapping/pose`` against the simulator's true ``/sim/ego`` of the same
-    stamp, for run summaries (subscribe it before the localization node)."""
+    stamp, for run summaries (subscribe it before the localization node).
+
+    As a baseline it also dead-reckons each episode as the node does without fixes: from the
+    first ego pose, integrating the same (noiseless) odometry, and reports that error for the
+    same stamps.
+    """
 
     def __init__(self, bus) -> None:
         self._truth: dict[int, Pose2D] = {}
+        self._dead_reckoning: PoseEkf | None = None
+        self._last_ego: EgoState | None = None
         self.position_m: list[float] = []
         self.heading_deg: list[float] = []
+        self.dead_reckoning_position_m: list[float] = []
         self.tracking = 0
         bus.subscribe("/sim/ego", self._on_ego, label="pose-error-monitor")
         bus.subscribe("/mapping/pose", self._on_pose, label="pose-error-monitor")
 
     def _on_ego(self, ego: EgoState) -> None:
         self._truth = {ego.header.stamp_ns: ego.pose}
+        last = self._last_ego
+        if last is None or ego.header.stamp_ns < last.header.stamp_ns:  # a new episode
+            start = np.array([ego.pose.x, ego.pose.y, ego.pose.yaw])
+            self._dead_reckoning = PoseEkf(start, np.zeros((3, 3)))
+        else:
+            dt_s = (ego.header.stamp_ns - last.header.stamp_ns) / 1e9
+            speed = 0.5 * (ego.speed_mps + last.speed_mps)
+            self._dead_reckoning.predict(speed, ego.yaw_rate_rps, dt_s)
+        self._last_ego = ego
 
     def _on_pose(self, estimate: PoseEstimate) -> None:
         truth = self._truth.get(estimate.header.stamp_ns)
@@ -185,13 +202,17 @@ class PoseErrorMonitor:
             abs(math.degrees(math.remainder(estimate.pose.yaw - truth.yaw, 2 * math.pi)))
         )
         self.tracking += estimate.status == LocalizationStatus.TRACKING
+        dead_x, dead_y, _ = self._dead_reckoning.state
+        self.dead_reckoning_position_m.append(math.hypot(dead_x - truth.x, dead_y - truth.y))
 
-    def report(self) -> dict[str, float]:
+    def report(self) -> dict[str, object]:
         """Frames, median / 95th-percentile position error [m], share within 1 m, median
-        heading error [deg] and the share of steps with a fused fix."""
+        heading error [deg], the share of steps with a fused fix, and the dead-reckoning
+        baseline's median / 95th-percentile position error [m]."""
         if not self.position_m:
             return {"frames": 0}
         position = np.asarray(self.position_m)
+        dead_reckoning = np.asarray(self.dead_reckoning_position_m)
         return {
             "frames": len(position),
             "median_m": float(np.median(position)),
@@ -199,4 +220,9 @@ class PoseErrorMonitor:
             "within_1m": float(np.mean(position <= 1.0)),
             "median_heading_deg": float(np.median(self.heading_deg)),
             "tracking_share": self.tracking / len(position),
+            "dead_reckoning": {
+                "odometry": "noiseless",
+                "median_m": float(np.median(dead_reckoning)),
+                "p95_m": float(np.percentile(dead_reckoning, 95)),
+            },
         }

@@ -101,6 +101,8 @@ def load_detector(
     :raises ValueError: when the file is not weights of a supported kind.
     """
     path = Path(weights)
+    if path.is_dir():
+        raise OSError(f"weights {str(path)!r} is a directory; expected a .pt or .onnx file")
     if not path.is_file():
         raise OSError(f"weights file {str(path)!r} does not exist")
     suffix = path.suffix.lower()

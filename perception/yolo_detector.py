@@ -16,6 +16,8 @@ from __future__ import annotations
 import logging
 import os
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -70,11 +72,26 @@ def load_safe_weights(path: Path) -> dict[str, Any]:
     return payload
 
 
+@contextmanager
+def quiet_ultralytics(level: int = logging.WARNING) -> Iterator[None]:
+    """Hold ultralytics' own logger (which prints to stdout by itself, e.g. "Overriding
+    model.yaml nc=80 with nc=5" on every model build) at ``level`` or above for the block."""
+    from ultralytics.utils import LOGGER
+
+    previous = LOGGER.level
+    LOGGER.setLevel(max(previous, level))
+    try:
+        yield
+    finally:
+        LOGGER.setLevel(previous)
+
+
 def build_model(model_yaml: str, class_count: int):
     """An ultralytics DetectionModel from its yaml (no weights downloaded)."""
     from ultralytics.nn.tasks import DetectionModel
 
-    return DetectionModel(cfg=model_yaml, nc=class_count, verbose=False)
+    with quiet_ultralytics():
+        return DetectionModel(cfg=model_yaml, nc=class_count, verbose=False)
 
 
 class YoloDetector:
@@ -173,7 +190,8 @@ def _load_trusted_ultralytics(path: Path, imgsz: int | None):
 
     logger.warning("loading pickled checkpoint %s (trusted by the caller)", path)
     try:
-        yolo = YOLO(str(path), task="detect")
+        with quiet_ultralytics():
+            yolo = YOLO(str(path), task="detect")
     except Exception as error:  # ultralytics raises many types for foreign files
         raise ValueError(
             f"weights {str(path)!r} are not an ultralytics checkpoint: {error}"

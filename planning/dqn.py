@@ -131,8 +131,12 @@ class DQNPolicy:
         try:
             network.load_state_dict(state_dict)
         except RuntimeError as error:
+            # torch's first line only names the module ("... for Sequential:"); the next
+            # non-empty one says what does not fit (a size mismatch, missing keys).
+            lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+            reason = next((line for line in lines if not line.endswith(":")), str(error))
             raise PolicyFileError(
-                f"{source}: weights do not fit the declared network ({str(error).splitlines()[0]})"
+                f"{source}: weights do not fit the declared network ({reason})"
             ) from None
         network.eval()
         return cls(network, observation, metadata, shield)

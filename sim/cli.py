@@ -18,6 +18,21 @@ logger = logging.getLogger("drivestack")
 
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
+FFMPEG_LOG_QUIET = "-8"
+"""FFmpeg's AV_LOG_QUIET, for OpenCV's ``OPENCV_FFMPEG_LOGLEVEL`` (set it to 32 to debug)."""
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """A subcommand's parser: it refuses options it does not know with its own usage line
+    (plain argparse hands them up to the top-level parser, whose usage says nothing about
+    the subcommand)."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -29,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=_CommandParser
+    )
     for command in commands.COMMANDS:
         command.add_parser(sub)
     return parser
@@ -45,6 +62,9 @@ def _configure_logging(verbose: bool, quiet: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     # No network at run time: ultralytics looks hosts up unless told it is offline.
     os.environ.setdefault("YOLO_OFFLINE", "1")
+    # OpenCV's FFmpeg backend prints its own complaints ("moov atom not found") to stderr
+    # before our error names the file; read when the backend first opens a file.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", FFMPEG_LOG_QUIET)
     # Library deprecation notices (gymnasium, highway-env) are for developers, not users.
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     parser = build_parser()

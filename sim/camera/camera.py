@@ -61,10 +61,20 @@ class FrontCamera:
     def info(self, stamp_ns: int = 0) -> CameraInfo:
         return self.model.camera_info(stamp_ns)
 
-    def render(self, scene: SceneInput, stamp_ns: int, seq: int = 0) -> CameraFrame:
-        """Render the scene; the frame counter (which drives noise and flicker) advances."""
-        result = self.renderer.render(scene, self.model, self.appearance, self.frame_index)
-        self.frame_index += 1
+    def render(
+        self, scene: SceneInput, stamp_ns: int, seq: int = 0, frame_index: int | None = None
+    ) -> CameraFrame:
+        """Render the scene.
+
+        :param frame_index: the key of this frame's sensor noise and flicker (with the
+            episode seed): the same index gives the same noise, so a caller that renders
+            extra frames (a video) does not change the others. None: the next value of the
+            camera's own frame counter, which then advances.
+        """
+        if frame_index is None:
+            frame_index = self.frame_index
+            self.frame_index += 1
+        result = self.renderer.render(scene, self.model, self.appearance, frame_index)
         header = Header(stamp_ns=stamp_ns, seq=seq, frame_id="camera")
         pixels = np.ascontiguousarray(result.image)
         height, width = pixels.shape[:2]

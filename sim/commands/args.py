@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 
 
 def positive_int(text: str) -> int:
@@ -40,3 +41,43 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
     return value
+
+
+MAX_SEEDS = 100_000
+"""Most seeds one ``--seeds`` option may list (a typo like ``0-10000000`` is refused)."""
+
+
+def seed_list(text: str) -> list[int]:
+    """Seeds from ``A,B,C``, an inclusive range ``A-B`` (A <= B), or a mix (``0-9,20``).
+
+    The shared type of every ``--seeds``-like option; refuses negative, duplicate and
+    reversed values with a message naming the offending part.
+    """
+    seeds: list[int] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        first_text, dash, last_text = part.partition("-")
+        first = _seed(first_text, part)
+        last = _seed(last_text, part) if dash else first
+        if last < first:
+            raise argparse.ArgumentTypeError(f"{part}: the range end is below its start")
+        if len(seeds) + last - first + 1 > MAX_SEEDS:
+            raise argparse.ArgumentTypeError(f"{text}: more than {MAX_SEEDS} seeds")
+        seeds.extend(range(first, last + 1))
+    if not seeds:
+        raise argparse.ArgumentTypeError(f"expected seeds as A,B,C or A-B, got {text!r}")
+    repeated = sorted(seed for seed, n in Counter(seeds).items() if n > 1)
+    if repeated:
+        listed = ", ".join(str(s) for s in repeated[:10])
+        raise argparse.ArgumentTypeError(f"{text}: seed(s) {listed} given more than once")
+    return seeds
+
+
+def _seed(text: str, part: str) -> int:
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()):
+        raise argparse.ArgumentTypeError(
+            f"{part!r} is neither a seed (an integer >= 0) nor a range A-B"
+        )
+    return int(text)

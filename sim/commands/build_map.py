@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+from pathlib import Path
 
 from sim.commands.args import nonnegative_int
 from sim.envs import SUPPORTED_ENVS, check_env_id
@@ -36,21 +38,38 @@ def add_parser(subparsers) -> None:
         help="episode seed; the world (signs, landmarks) is a function of it (default: 0)",
     )
     parser.add_argument(
-        "--out", default="map.json", metavar="FILE", help="map file to write (default: %(default)s)"
+        "--out",
+        type=map_file,
+        default="map.json",
+        metavar="FILE",
+        help="map file to write; its directory is created (default: %(default)s)",
     )
     parser.set_defaults(handler=run)
+
+
+def map_file(text: str) -> str:
+    """Argument type of ``--out``: a file name, not empty."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must name a map file, got an empty string")
+    return text
 
 
 def run(args: argparse.Namespace) -> int:
     from mapping.hdmap import build_map, write_map
     from sim.envs import make_env
 
+    out = _check_map_path(Path(args.out))
     env = make_env(check_env_id(args.env))
     try:
         hd_map = build_map(env, args.seed, env_id=args.env)
     finally:
         env.close()
-    write_map(hd_map, args.out)
+    try:
+        write_map(hd_map, out)
+    except OSError as error:
+        raise OSError(
+            f"map file {args.out!r} cannot be written: {error.strerror or error}"
+        ) from None
     logger.info(
         "wrote %s: %d lanes, %d dashed lines, %d signs, %d landmarks",
         args.out,
@@ -60,3 +79,26 @@ def run(args: argparse.Namespace) -> int:
         len(hd_map.landmarks),
     )
     return 0
+
+
+def _check_map_path(path: Path) -> Path:
+    """``path`` if a map file can be written there (its directory is created).
+
+    :raises OSError: naming ``path`` and what is wrong with it.
+    """
+    if path.is_dir():
+        raise OSError(
+            f"map file {str(path)!r} is a directory; name a file, e.g. {str(path / 'map.json')!r}"
+        )
+    blocking = next((p for p in reversed(path.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise OSError(f"map file {str(path)!r}: {str(blocking)!r} is a file, not a directory")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OSError(
+            f"map file {str(path)!r}: its directory cannot be created: {error.strerror or error}"
+        ) from None
+    if not os.access(path.parent, os.W_OK):
+        raise OSError(f"map file {str(path)!r}: its directory {str(path.parent)!r} is read-only")
+    return path

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bus.atomic import check_writable_dir, write_json, write_text
-from sim.commands.args import positive_int
+from sim.commands.args import positive_int, seed_list
 from sim.envs import SUPPORTED_ENVS, check_env_id
 from sim.world import WORLD_PRESETS
 
@@ -53,7 +53,7 @@ def add_parser(subparsers) -> None:
         help="evaluate and compare driving policies in the closed loop",
         description=(
             "Drive each MODEL for EPISODES episodes per evaluation seed through the closed loop "
-            "and print one comparison table: mean return +/- std, crash rate with its 95%% "
+            "and print one comparison table: mean return +/- std, crash rate with its 95% "
             "Wilson interval, mean speed, distance, lane changes per km, episode length. "
             "Writes OUT/eval.json, OUT/eval.csv (one row per model and per model+seed) and "
             "OUT/episodes.csv."
@@ -80,10 +80,10 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument(
         "--seeds",
-        type=_seed_list,
+        type=seed_list,
         default=[0],
-        metavar="S[,S...]",
-        help="evaluation seeds, comma-separated (default: 0)",
+        metavar="SEEDS",
+        help="evaluation seeds: A,B,C, a range A-B, or both (default: 0)",
     )
     parser.add_argument(
         "--out", default="runs/eval", metavar="DIR", help="output directory (default: %(default)s)"
@@ -104,18 +104,6 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(handler=run)
-
-
-def _seed_list(text: str) -> list[int]:
-    try:
-        seeds = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"seeds must be comma-separated integers, got {text!r}"
-        ) from None
-    if not seeds or any(s < 0 for s in seeds):
-        raise argparse.ArgumentTypeError(f"need at least one non-negative seed, got {text!r}")
-    return seeds
 
 
 def planner_spec(model: str) -> str:

@@ -15,7 +15,13 @@ DETECT_CONF = 0.25
 
 SCORING_CONF = 0.01
 """Default score threshold when scoring against labels (COCO-style AP wants low-score
-detections too; precision and recall are reported at this threshold as well)."""
+detections too). Precision and recall are not taken at this threshold but, per class, at
+the score threshold that maximises F1 (see :class:`perception.evaluation.ClassMetrics`)."""
+
+OPERATING_POINT_NOTE = (
+    "P, R: precision and recall at IoU 0.5 at each class's best-F1 score threshold (thr); "
+    "dets: every detection kept (score >= --conf); AP over all of them"
+)
 
 
 def add_parser(subparsers) -> None:
@@ -28,8 +34,10 @@ def add_parser(subparsers) -> None:
             "(one line per frame: boxes xyxy in pixels, class, score, latency), "
             "OUT/coco_results.json (COCO results format, image_id = frame index) and, last, "
             "OUT/summary.json (per-frame latency, detector FPS). With --labels it also "
-            "computes per-class precision, recall, AP@0.5 and AP@0.5:0.95 with pycocotools "
-            "over the labelled frames (OUT/metrics.json, OUT/pr_curve.png). Inputs are checked "
+            "computes per-class AP@0.5 and AP@0.5:0.95 with pycocotools over the labelled "
+            "frames, and precision and recall at IoU 0.5 at the score threshold that "
+            "maximises the class's F1 (printed as thr; not at --conf) (OUT/metrics.json, "
+            "OUT/pr_curve.png). Inputs are checked "
             "before OUT is created; a run that fails leaves no summary.json. A video that ends "
             "before the frame count its header states is scored on the frames read, and its "
             "summary says complete: false, with frames_expected, frames_read and the reason."
@@ -70,7 +78,8 @@ def add_parser(subparsers) -> None:
         type=float,
         help=(
             f"minimum detection score kept (default: {DETECT_CONF} without labels, "
-            f"{SCORING_CONF} with labels so that AP integrates the whole PR curve)"
+            f"{SCORING_CONF} with labels so that AP integrates the whole PR curve; precision "
+            "and recall are reported at each class's best-F1 threshold, not at --conf)"
         ),
     )
     parser.add_argument(
@@ -148,18 +157,21 @@ def format_summary(summary: dict) -> str:
     metrics = summary.get("metrics")
     if metrics:
         lines.append(
-            f"{'class':>13} {'gt':>5} {'dets':>5} {'P':>6} {'R':>6} {'AP50':>6} {'AP50-95':>8}"
+            f"{'class':>13} {'gt':>5} {'dets':>5} {'thr':>6} {'P':>6} {'R':>6} {'AP50':>6} "
+            f"{'AP50-95':>8}"
         )
         for name, c in metrics["classes"].items():
             if c["ground_truth"] == 0 and c["detections"] == 0:
                 continue
             lines.append(
-                f"{name:>13} {c['ground_truth']:>5d} {c['detections']:>5d} {_fmt(c['precision'])} "
+                f"{name:>13} {c['ground_truth']:>5d} {c['detections']:>5d} "
+                f"{_fmt(c.get('f1_threshold'))} {_fmt(c['precision'])} "
                 f"{_fmt(c['recall'])} {_fmt(c['ap50'])} {_fmt(c['ap50_95'], 8)}"
             )
         lines.append(
             f"mAP50 {_fmt(metrics['map50']).strip()}  mAP50-95 {_fmt(metrics['map50_95']).strip()}"
         )
+        lines.append(OPERATING_POINT_NOTE)
     return "\n".join(lines)
 
 

@@ -25,13 +25,17 @@ def add_parser(subparsers) -> None:
     )
     sub = parser.add_subparsers(dest="log_command", metavar="ACTION", required=True)
 
+    recording_help = (
+        "an MCAP recording, e.g. OUT/run.mcap of 'drivestack sim' (OUT/run.partial.mcap "
+        "while that run goes on, or after it was killed)"
+    )
     info = sub.add_parser(
         "info",
         help="topics, types, counts, rates, duration and size",
         description="Print a recording's topics with their schema, message "
         "count and mean rate, and its duration and size.",
     )
-    info.add_argument("file", metavar="RUN.mcap")
+    info.add_argument("file", metavar="RUN.mcap", help=recording_help)
     info.add_argument("--json", action="store_true", help="print the report as JSON")
     info.set_defaults(handler=run_info)
 
@@ -41,7 +45,7 @@ def add_parser(subparsers) -> None:
         description="Print the messages of one topic as JSON lines "
         '{"topic", "log_time_ns", "message"}.',
     )
-    echo.add_argument("file", metavar="RUN.mcap")
+    echo.add_argument("file", metavar="RUN.mcap", help=recording_help)
     echo.add_argument("--topic", required=True, help="topic to print, e.g. /sim/ego")
     echo.add_argument(
         "--limit",
@@ -61,7 +65,7 @@ def add_parser(subparsers) -> None:
         "compared with the recorded ones (process replay); exit status 1 when any "
         "differs. Prints per-topic counts.",
     )
-    replay.add_argument("file", metavar="RUN.mcap")
+    replay.add_argument("file", metavar="RUN.mcap", help=recording_help)
     pace = replay.add_mutually_exclusive_group()
     pace.add_argument(
         "--speed",

@@ -66,7 +66,7 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument(
         "--env",
-        default="highway-v0",
+        default="highway-fast-v0",
         metavar="ID",
         help=f"environment id: {', '.join(SUPPORTED_ENVS)} (default: %(default)s)",
     )

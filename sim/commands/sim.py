@@ -26,8 +26,16 @@ from sim.world import WORLD_PRESETS, world_preset
 
 logger = logging.getLogger(__name__)
 
+# TODO(#2): this module is past the ~500-line budget; move the summary building and the
+# printed lines (_summary, _finished_summary, format_*) into their own module once the
+# concurrent edits to this file have settled.
+
 PERCEPTION_THREADS = 1
 """CPU threads of the detector with ``--perception``."""
+
+PERCEPTION_LATENCIES = ("detector_ms", "step_ms")
+"""Keys of the perception node's timing report that are wall-clock latencies (they go under
+the summary's ``timing``)."""
 
 TABLE_COLUMNS = (
     ("episode", "ep", "{:d}"),
@@ -44,16 +52,16 @@ TABLE_COLUMNS = (
 
 
 def add_parser(subparsers) -> None:
-    from planning.factory import planner_kinds
-
     parser = subparsers.add_parser(
         "sim",
         help="run closed-loop drives in highway-env",
         description=(
             "Drive episodes in highway-env with a planner in the closed loop: the simulator "
             "publishes ego state, objects and lanes on the bus, the planner answers with a "
-            "meta-action. Prints a per-episode table and a summary, writes OUT/summary.json "
-            "and OUT/episode_NNN.mp4 top-down videos."
+            "meta-action. Prints a per-episode table and a summary, writes OUT/summary.json, "
+            "OUT/episode_NNN.mp4 top-down videos and OUT/run.mcap, the recording of every bus "
+            "message (inspect it with 'drivestack log'; OUT/run.partial.mcap while running). "
+            "Ctrl-C keeps the finished episodes."
         ),
     )
     parser.add_argument(
@@ -75,7 +83,9 @@ def add_parser(subparsers) -> None:
         "--planner",
         default="rule",
         metavar="SPEC",
-        help=f"planner: {', '.join(planner_kinds())}, or KIND:MODEL_PATH (default: %(default)s)",
+        help="planner: rule, random, dqn (the shipped DQN policy), KIND:PATH "
+        "(dqn:POLICY.pt, qlearning:QTABLE.npz), or a bare policy file (.pt/.json: DQN, "
+        ".npz: Q-learning) (default: %(default)s)",
     )
     parser.add_argument(
         "--out",
@@ -123,7 +133,24 @@ def add_parser(subparsers) -> None:
         "world, shipped CNN landmark localizer with lane dashes, EKF on noiseless odometry) "
         "in the loop, started from the first ego pose: it publishes /mapping/pose and "
         "/mapping/fix, recorded in OUT/run.mcap, and the summary gets its error against the "
-        "true ego pose. The planner still plans on the true ego state",
+        "true ego pose, with dead reckoning on the same odometry as a baseline. The planner "
+        "still plans on the true ego state",
+    )
+    parser.add_argument(
+        "--map",
+        default=None,
+        metavar="FILE",
+        help="with --localize: localize against this HD map file (from 'drivestack "
+        "build-map') instead of the map of each episode's world. A map holds the world of one "
+        "env and seed, so the run must drive that seed only (--episodes 1 --seed SEED); the "
+        "map is checked against that world (lanes, landmarks) before the run",
+    )
+    parser.add_argument(
+        "--localizer-weights",
+        default=None,
+        metavar="FILE",
+        help="with --localize: localizer CNN state_dict, e.g. OUT/localizer.pt of "
+        "'drivestack train-localizer' (default: the shipped weights)",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument(
@@ -170,6 +197,9 @@ def run(args: argparse.Namespace) -> int:
     # Before the nodes subscribe: it must see each /sim/ego before the pose estimated from it.
     pose_errors = _pose_error_monitor(bus) if localization else None
     results: list[EpisodeResult] = []
+    # The summary as of the last finished episode: an interrupted run reports it, so the
+    # counters (bus, perception, localization) leave out the unfinished episode.
+    finished: dict[str, Any] = {}
     loop = link = None
     interrupted = False
     aborted: str | None = None
@@ -187,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
         if recorder:
             recorder.add_metadata({"control_rate_hz": str(loop.simulator.control_rate_hz)})
         link = RemotePlanner(args, loop) if remote else None
-        _drive(args, loop, out, results)
+        _drive(args, loop, out, results, finished, pose_errors)
     except KeyboardInterrupt:
         interrupted = True
         logger.warning("interrupted: writing the summary of %d finished episode(s)", len(results))
@@ -205,20 +235,24 @@ def run(args: argparse.Namespace) -> int:
     if loop is None or not results:
         print(f"drivestack sim: no episode finished; nothing written to {out}")
         return 130 if interrupted else 1
-    summary = _summary(args, loop, results, interrupted, time.perf_counter() - started)
+    wall_s = time.perf_counter() - started
+    if interrupted or aborted:
+        summary = _finished_summary(
+            args, finished["summary"], interrupted, wall_s, loop.health_report()
+        )
+    else:
+        summary = _summary(args, loop, results, False, wall_s, pose_errors=pose_errors)
     if link:
         summary["transport_stats"] = link.report()
     if aborted:
         summary.update(aborted=aborted, complete=False)
-    if pose_errors:
-        summary["localization"] = pose_errors.report()
     write_json(out / "summary.json", summary)
 
     print(format_table(results))
     print(format_aggregate(summary["aggregate"]))
     if "perception" in summary:
-        print(format_perception(summary["perception"]))
-    if pose_errors:
+        print(format_perception(summary["perception"], summary["timing"].get("perception")))
+    if "localization" in summary:
         print(format_localization(summary["localization"]))
     print(f"summary: {out / 'summary.json'}")
     if aborted:
@@ -260,7 +294,12 @@ def _remove_stale_outputs(out: Path, keep: set[str]) -> None:
 
 
 def _drive(
-    args: argparse.Namespace, loop: ClosedLoop, out: Path, results: list[EpisodeResult]
+    args: argparse.Namespace,
+    loop: ClosedLoop,
+    out: Path,
+    results: list[EpisodeResult],
+    finished: dict[str, Any],
+    pose_errors=None,
 ) -> None:
     from sim.progress import progress_bar
 
@@ -302,14 +341,16 @@ def _drive(
             if camera_video:
                 camera_video.close()
             bar.update(max_steps - result.steps if max_steps else 1)
+            snapshot = _summary(
+                args, loop, [*results, result], False, None, complete=False, pose_errors=pose_errors
+            )
+            finished["summary"] = snapshot
             results.append(result)
             if episode == 0:
                 _remove_stale_outputs(out, keep=_outputs_of_this_run(args))
             bar.set_postfix(ret=f"{result.episode_return:.1f}", crashed=result.crashed)
             # Keep a readable summary of what is finished even if the process is killed.
-            write_json(
-                out / "summary.json", _summary(args, loop, results, False, None, complete=False)
-            )
+            write_json(out / "summary.json", snapshot)
 
 
 def _annotate(frame, info: dict[str, Any]):
@@ -343,11 +384,19 @@ def aggregate(results: list[EpisodeResult]) -> dict[str, Any]:
 
 
 def _summary(
-    args, loop: ClosedLoop, results, interrupted: bool, wall_s: float | None, complete: bool = True
+    args,
+    loop: ClosedLoop,
+    results,
+    interrupted: bool,
+    wall_s: float | None,
+    complete: bool = True,
+    pose_errors=None,
 ) -> dict[str, Any]:
+    """The run summary; everything outside ``timing`` is the same for two identical runs."""
     stats = loop.bus.stats()
     total_steps = sum(r.steps for r in results)
-    return {
+    perception, perception_timing = _perception_summary(loop)
+    summary = {
         "command": "sim",
         "env": args.env,
         "planner": args.planner,
@@ -370,13 +419,35 @@ def _summary(
         "recording": None if args.no_record else "run.mcap" if complete else "run.partial.mcap",
         "transport": args.transport,
         "health": loop.health_report(),
-        **_perception_summary(loop),
+        **perception,
         "timing": {
             "wall_s": wall_s,
             "steps_per_s": total_steps / wall_s if wall_s else None,
             "episode_wall_s": [r.wall_s for r in results],
             "callback_ms": {name: s.callback_ns / 1e6 for name, s in sorted(stats.items())},
+            **perception_timing,
         },
+    }
+    if pose_errors:
+        summary["localization"] = pose_errors.report()
+    return summary
+
+
+def _finished_summary(
+    args, snapshot: dict[str, Any], interrupted: bool, wall_s: float, health: dict | None
+) -> dict[str, Any]:
+    """The summary of an interrupted or aborted run: the one written after its last finished
+    episode (whose counters leave the unfinished episode out), with the run's wall time and
+    the planner's ``health`` as the run ended (its events say why a remote planner was lost)."""
+    total_steps = snapshot["aggregate"]["total_steps"]
+    return {
+        **snapshot,
+        "complete": False,
+        "interrupted": interrupted,
+        "health": health,
+        # The recorder closed: the recording has its final name (with the partial episode).
+        "recording": None if args.no_record else "run.mcap",
+        "timing": {**snapshot["timing"], "wall_s": wall_s, "steps_per_s": total_steps / wall_s},
     }
 
 
@@ -399,15 +470,24 @@ def _make_localization(args: argparse.Namespace, simulator):
     """The localization node for ``--localize`` (None without it). ``simulator()`` returns
     the loop's simulator, whose world gives each episode's HD map."""
     if not getattr(args, "localize", False):
+        for option in ("map", "localizer_weights"):
+            if getattr(args, option, None):
+                raise ValueError(f"--{option.replace('_', '-')} needs --localize")
         return None
     import torch
 
-    from mapping.hdmap import HdMap, map_from_world
+    from mapping.hdmap import HdMap, check_map_for, map_from_world, read_map
     from mapping.localizer import Localizer, load_net
     from mapping.node import LocalizationNode
 
     torch.set_num_threads(PERCEPTION_THREADS)
-    localizer = Localizer(load_net(), HdMap())
+    localizer = Localizer(load_net(args.localizer_weights), HdMap())
+    if args.map:
+        hd_map = read_map(args.map)
+        seeds = [args.seed + episode for episode in range(args.episodes)]
+        advice = f"; run --episodes 1 --seed {hd_map.seed}, or drop --map"
+        check_map_for(hd_map, args.map, args.env, seeds, advice)
+        return LocalizationNode(localizer=localizer, map_source=lambda static: hd_map)
     return LocalizationNode(
         localizer=localizer,
         # The map's seed field is metadata; the world is the one just published.
@@ -428,23 +508,32 @@ def format_localization(report: dict[str, Any]) -> str:
         f"localization: {report['frames']} poses, error median {report['median_m']:.2f} m, "
         f"p95 {report['p95_m']:.2f} m, {100 * report['within_1m']:.0f} % within 1 m, "
         f"heading {report['median_heading_deg']:.2f} deg, "
-        f"{100 * report['tracking_share']:.0f} % with a fused fix"
+        f"{100 * report['tracking_share']:.0f} % with a fused fix; dead reckoning on the "
+        f"same noiseless odometry: median {report['dead_reckoning']['median_m']:.2f} m, "
+        f"p95 {report['dead_reckoning']['p95_m']:.2f} m"
     )
 
 
-def _perception_summary(loop: ClosedLoop) -> dict[str, Any]:
-    """``{"perception": timing}`` when a perception node runs in the loop, else empty."""
+def _perception_summary(loop: ClosedLoop) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``({"perception": frames, detector, health}, {"perception": latencies [ms]})`` when a
+    perception node runs in the loop, else two empty dicts: the latencies belong under
+    ``timing``, the only section allowed to differ between identical runs."""
     for runner in loop.node_runners:
         report = getattr(runner.node, "timing_report", None)
         if report is not None:
-            return {"perception": {**report(), "health": runner.health_report()}}
-    return {}
+            counts = report()
+            latencies = {key: counts.pop(key) for key in PERCEPTION_LATENCIES if key in counts}
+            return (
+                {"perception": {**counts, "health": runner.health_report()}},
+                {"perception": latencies},
+            )
+    return {}, {}
 
 
-def format_perception(report: dict[str, Any]) -> str:
-    if not report.get("frames"):
+def format_perception(report: dict[str, Any], latencies: dict[str, Any] | None) -> str:
+    if not report.get("frames") or not latencies:
         return "perception: no camera frame processed"
-    detector, step = report["detector_ms"], report["step_ms"]
+    detector, step = latencies["detector_ms"], latencies["step_ms"]
     return (
         f"perception: {report['frames']} frames with {report['detector']}: detector "
         f"{detector['mean']:.1f} ms mean ({detector['p95']:.1f} p95), whole step "

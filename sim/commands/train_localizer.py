@@ -3,29 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from dataclasses import asdict
 
-from sim.commands.args import nonnegative_int, positive_int
+from sim.commands.args import nonnegative_int, output_dir, positive_int, seed_list
 
 logger = logging.getLogger(__name__)
-
-
-def seed_list(text: str) -> list[int]:
-    """``A-B`` (inclusive) or ``A,B,C`` -> seeds."""
-    try:
-        if "-" in text:
-            first, last = (int(v) for v in text.split("-", 1))
-            seeds = list(range(first, last + 1))
-        else:
-            seeds = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seeds as A-B or A,B,C, got {text!r}") from None
-    if not seeds or min(seeds) < 0:
-        raise argparse.ArgumentTypeError(f"expected non-negative seeds, got {text!r}")
-    return seeds
 
 
 def add_parser(subparsers) -> None:
@@ -89,6 +73,7 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument(
         "--out",
+        type=output_dir,
         default="runs/localizer",
         metavar="DIR",
         help="output directory (default: %(default)s)",
@@ -106,10 +91,11 @@ def run(args: argparse.Namespace) -> int:
     from mapping.drives import DriveConfig
     from mapping.evaluation import evaluate
     from mapping.localizer_training import TrainConfig, train_net
+    from sim.commands.eval_localizer import format_table
     from sim.envs import check_env_id
     from sim.progress import progress_bar
 
-    out = check_writable_dir(args.out)
+    # Check every input before touching --out, so a bad one leaves nothing behind.
     overlap = set(args.train_seeds) & set(args.eval_seeds)
     if overlap:
         raise ValueError(f"training and held-out seeds overlap: {sorted(overlap)[:10]}")
@@ -117,6 +103,17 @@ def run(args: argparse.Namespace) -> int:
     train = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, threads=args.threads
     )
+    data = load_dataset(args.data) if args.data else None
+    out = check_writable_dir(args.out)
+    started = time.time()
+
+    # Data: render the training drives, unless a dataset file was given.
+    if data is None:
+        total = len(args.train_seeds) * args.steps * args.views
+        with progress_bar(not args.no_progress, total=total, desc="render") as bar:
+            data = generate_dataset(args.train_seeds, drive, bar)
+        save_dataset(data, out / "train.npz")
+    logger.info("training on %d frames", len(data.images))
     write_json(
         out / "config.json",
         {
@@ -128,17 +125,6 @@ def run(args: argparse.Namespace) -> int:
             "data": args.data,
         },
     )
-    started = time.time()
-
-    # Data: render the training drives, or reuse a dataset file.
-    if args.data:
-        data = load_dataset(args.data)
-    else:
-        total = len(args.train_seeds) * args.steps * args.views
-        with progress_bar(not args.no_progress, total=total, desc="render") as bar:
-            data = generate_dataset(args.train_seeds, drive, bar)
-        save_dataset(data, out / "train.npz")
-    logger.info("training on %d frames", len(data.images))
 
     # Train, saving the weights after every epoch so an interrupted run keeps them.
     writer = SummaryWriter(str(out / "tb"))
@@ -170,5 +156,6 @@ def run(args: argparse.Namespace) -> int:
         "eval": result.summary(),
     }
     write_json(out / "summary.json", summary)
-    print(json.dumps(summary["eval"], indent=2))
+    print(format_table(summary["eval"], args.steps))
+    print(f"weights: {out / 'localizer.pt'}, summary: {out / 'summary.json'}")
     return 0

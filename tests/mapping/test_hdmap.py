@@ -124,3 +124,67 @@ def test_build_map_command_writes_a_readable_map(tmp_path):
     hd_map = read_map(out)
     assert hd_map.seed == 5 and hd_map.env_id == "highway-fast-v0"
     assert hd_map.landmarks
+
+
+def _moved_landmark(hd_map, dx_m: float):
+    import msgspec
+
+    first = hd_map.landmarks[0]
+    moved = msgspec.structs.replace(
+        first, pose=msgspec.structs.replace(first.pose, x=first.pose.x + dx_m)
+    )
+    return msgspec.structs.replace(hd_map, landmarks=(moved, *hd_map.landmarks[1:]))
+
+
+def test_map_of_another_world_is_refused(hd_map):
+    import msgspec
+
+    from mapping.hdmap import MapMismatchError, check_map_matches
+
+    check_map_matches(hd_map, hd_map, "map.json")
+    check_map_matches(_moved_landmark(hd_map, 0.2), hd_map, "map.json")  # survey error
+    cases = [
+        (msgspec.structs.replace(hd_map, env_id="merge-v0"), "built for 'merge-v0'"),
+        (msgspec.structs.replace(hd_map, seed=6), "seed 6, not of seed 5"),
+        (msgspec.structs.replace(hd_map, lanes=hd_map.lanes[1:]), "lanes"),
+        (_moved_landmark(hd_map, 3.0), "landmarks lie elsewhere"),
+    ]
+    for other, reason in cases:
+        with pytest.raises(MapMismatchError, match=rf"map\.json.*{reason}.*build-map"):
+            check_map_matches(other, hd_map, "map.json")
+
+
+def test_map_is_refused_for_seeds_it_does_not_hold(hd_map):
+    from mapping.hdmap import MapMismatchError, check_map_for
+
+    with pytest.raises(MapMismatchError, match=r"seed 5 only.*seed\(s\) 6, 7 would be driven"):
+        check_map_for(hd_map, "map.json", "highway-fast-v0", [5, 6, 7])
+    with pytest.raises(MapMismatchError, match=r"built for 'highway-fast-v0', not 'merge-v0'"):
+        check_map_for(hd_map, "map.json", "merge-v0", [5])
+    check_map_for(hd_map, "map.json", "highway-fast-v0", [5])  # builds the world: it matches
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        ("", "must name a map file"),
+        ("runs", "'runs' is a directory"),
+        ("f/map.json", "'f' is a file"),
+    ],
+    ids=["empty", "directory", "under-a-file"],
+)
+def test_build_map_errors_name_the_users_path(tmp_path, monkeypatch, capsys, out, message):
+    from sim.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "f").write_text("")
+    if out == "":
+        with pytest.raises(SystemExit):  # argparse refuses it
+            main(["build-map", "--out", out])
+    else:
+        assert main(["build-map", "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert message in err and ".map." not in err  # no temporary name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f", "runs"]
+    assert not list((tmp_path / "runs").iterdir())

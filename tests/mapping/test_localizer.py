@@ -149,3 +149,56 @@ def test_briefly_trained_localizer_beats_dead_reckoning_on_a_held_out_drive():
     fused = np.mean(result.fused_position_m)
     # Measured here: fused 4.8 m against 6.8 m.
     assert fused < 0.85 * dead_reckoning, (fused, dead_reckoning)
+
+
+def _junk_weights(kind: str, path) -> None:
+    import torch
+
+    from mapping.localizer_net import LocalizerNet
+
+    if kind == "text":
+        path.write_text("this is not a model\n")
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind in ("truncated-half", "truncated-head"):
+        torch.save(LocalizerNet().state_dict(), path)
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2] if kind == "truncated-half" else data[:100])
+    elif kind == "random-bytes":
+        path.write_bytes(np.random.default_rng(0).bytes(4096))
+    elif kind == "not-a-state-dict":
+        torch.save([torch.zeros(2)], path)
+    elif kind == "other-network":
+        torch.save(LocalizerNet(width=16).state_dict(), path)
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [
+        ("text", "not a torch state_dict file"),
+        ("empty", "empty"),
+        ("truncated-half", "truncated"),
+        ("truncated-head", "truncated"),
+        ("random-bytes", "not a"),
+        ("not-a-state-dict", "holds a list"),
+        ("other-network", "do not match.*another shape"),
+    ],
+)
+def test_unloadable_weights_are_refused_naming_the_file(tmp_path, kind, reason):
+    from mapping.localizer import load_net
+
+    path = tmp_path / "junk.pt"
+    _junk_weights(kind, path)
+    with pytest.raises(OSError, match=rf"junk\.pt.*{reason}"):
+        load_net(path)
+
+
+def test_eval_localizer_with_junk_weights_exits_2_and_writes_nothing(tmp_path, capsys):
+    from sim.cli import main
+
+    path = tmp_path / "fake.pt"
+    path.write_text("this is not a model\n")
+    out = tmp_path / "eval"
+    assert main(["eval-localizer", "--weights", str(path), "--out", str(out)]) == 2
+    assert "fake.pt' cannot be loaded" in capsys.readouterr().err
+    assert not out.exists()

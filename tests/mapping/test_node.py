@@ -138,3 +138,30 @@ def test_sim_localize_runs_the_node_in_the_loop_and_records_its_pose(tmp_path, c
     # Each episode gets its own map and camera mount: both episodes stay on the truth.
     assert localization["p95_m"] < 1.0 and localization["tracking_share"] > 0.8
     assert "localization:" in capsys.readouterr().out
+
+
+def test_pose_error_monitor_reports_dead_reckoning_on_the_same_odometry():
+    from bus import Bus
+    from bus.messages import PoseEstimate
+    from mapping.node import PoseErrorMonitor
+
+    bus = Bus()
+    monitor = PoseErrorMonitor(bus)
+    for episode in range(2):
+        for step in range(5):
+            # A lane change the yaw rate does not show: odometry misses 1 m sideways a step.
+            truth = Pose2D(step * 25.0, -4.0 + step + 100.0 * episode, 0.0)
+            bus.publish("/sim/ego", make_ego(truth, 25.0, header=Header(stamp_ns=step * 10**9)))
+            estimate = PoseEstimate(
+                header=Header(stamp_ns=step * 10**9, frame_id="map"),
+                pose=truth,
+                covariance=tuple(np.eye(3).ravel()),
+                status=LocalizationStatus.TRACKING,
+            )
+            bus.publish("/mapping/pose", estimate)
+    report = monitor.report()
+    assert report["frames"] == 10
+    assert report["median_m"] == 0.0 and report["tracking_share"] == 1.0
+    # Each episode restarts from its first true pose: errors 0, 1, 2, 3, 4 m twice.
+    assert report["dead_reckoning"]["median_m"] == pytest.approx(2.0)
+    assert report["dead_reckoning"]["p95_m"] == pytest.approx(4.0, abs=0.01)

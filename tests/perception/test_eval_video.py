@@ -51,6 +51,19 @@ def test_perfect_detections_score_ap_one(tmp_path):
     assert json.loads(lines[0])["detections"][0]["bbox_xyxy"] == [10.0, 20.0, 50.0, 60.0]
 
 
+def test_the_printed_table_says_where_precision_and_recall_are_taken(tmp_path):
+    from sim.commands.eval_video import format_summary
+
+    summary = _eval(tmp_path, clip.OracleDetector(drop=((1, 0),)))
+    printed = format_summary(summary)
+    header = next(line for line in printed.splitlines() if line.split()[:1] == ["class"])
+    assert header.split()[:6] == ["class", "gt", "dets", "thr", "P", "R"]
+    car = next(line for line in printed.splitlines() if line.split()[:1] == ["car"])
+    threshold = _class(summary, "car")["f1_threshold"]
+    assert car.split()[3] == f"{threshold:.3f}"
+    assert "best-F1 score threshold" in printed
+
+
 def test_a_missed_car_lowers_recall_and_ap_by_the_missing_share(tmp_path):
     summary = _eval(tmp_path, clip.OracleDetector(drop=((1, 0),)))
 
@@ -141,6 +154,21 @@ def test_corrupt_video_names_the_file(tmp_path, capsys):
     assert "broken.mp4" in err and "error" in err
 
 
+def test_a_corrupt_video_gets_our_error_without_ffmpeg_noise(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    bad = _fake_weights(tmp_path, "broken.mp4", b"\x00\x00\x00\x18ftypmp42 not really a video")
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_FFMPEG_LOGLEVEL"}
+    command = [sys.executable, "-m", "sim.cli", "eval-video", bad, "--out", str(tmp_path / "o")]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"drivestack eval-video: error: video {bad!r} cannot be opened: not a video, or corrupt"
+    ]
+
+
 def test_empty_frame_directory_is_rejected(tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -210,6 +238,13 @@ def test_weights_of_the_wrong_kind(tmp_path, capsys, name, content, message):
         tmp_path, capsys, [str(frames), "--weights", _fake_weights(tmp_path, name, content)]
     )
     assert message in err and name in err
+
+
+def test_a_weights_directory_is_called_a_directory(tmp_path, capsys):
+    frames = clip.write_frame_dir(tmp_path / "frames")
+    (tmp_path / "emptydir").mkdir()
+    err = _cli_error(tmp_path, capsys, [str(frames), "--weights", str(tmp_path / "emptydir")])
+    assert "emptydir" in err and "is a directory" in err and "does not exist" not in err
 
 
 def test_pickled_checkpoint_needs_trust(tmp_path, capsys):

@@ -47,6 +47,24 @@ def test_safe_weights_round_trip_and_detect(random_weights):
     assert state["names"] == list(BOX_CLASS_NAMES)
 
 
+def test_loading_the_detector_prints_no_ultralytics_notice(random_weights):
+    import logging
+
+    from ultralytics.utils import LOGGER
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    LOGGER.addHandler(handler)
+    level = LOGGER.level
+    try:
+        YoloDetector(random_weights, conf=0.25)
+    finally:
+        LOGGER.removeHandler(handler)
+    assert not [r.getMessage() for r in records if "Overriding" in r.getMessage()]
+    assert LOGGER.level == level  # quiet only around our call
+
+
 def test_pickled_module_is_refused_without_trust(tmp_path):
     path = tmp_path / "best.pt"
     torch.save({"model": torch.nn.Linear(2, 2)}, path)

@@ -408,3 +408,48 @@ def test_near_speed_limit_plate_shows_its_number_on_its_own_pixels():
     assert changed.sum() > 30
     assert np.all(with_number.render.instance_ids[changed] == 20000)
     assert with_number.labels == blank.labels
+
+
+def _published_images(seed: int, steps: int, video_dir=None) -> list[bytes]:
+    """``/camera/image`` pixels of ``steps`` control steps, with or without a camera video
+    rendering every simulation frame in between."""
+    from bus import Bus
+    from sim.camera.video import CameraVideoRecorder
+    from sim.simulator import SimConfig, Simulator
+
+    bus = Bus()
+    images: list[bytes] = []
+    bus.subscribe("/camera/image", lambda image: images.append(image.data))
+    simulator = Simulator(SimConfig(env_id="highway-fast-v0", camera=CameraConfig()), bus)
+    video = CameraVideoRecorder(simulator, video_dir, 0) if video_dir else None
+    simulator.reset(seed)
+    for _ in range(steps):
+        simulator.step()
+    if video:
+        assert video.frames > steps + 1  # it did render the intermediate frames
+        video.close()
+    simulator.close()
+    return images
+
+
+def test_a_camera_video_does_not_change_the_published_images(tmp_path):
+    plain = _published_images(seed=4, steps=2)
+    with_video = _published_images(seed=4, steps=2, video_dir=tmp_path)
+    assert len(plain) == 3
+    assert all(a == b for a, b in zip(plain, with_video, strict=True))
+    assert plain[1] != plain[2]  # noise and scene do change from frame to frame
+
+
+def test_video_frame_of_a_control_step_is_the_published_image():
+    from bus import Bus
+    from sim.simulator import SimConfig, Simulator
+
+    bus = Bus()
+    images: list[Image] = []
+    bus.subscribe("/camera/image", images.append)
+    simulator = Simulator(SimConfig(env_id="highway-fast-v0", camera=CameraConfig()), bus)
+    simulator.reset(2)
+    simulator.step()
+    frame = simulator.camera_frame(simulator.stamp_ns)
+    simulator.close()
+    assert frame.image.data == images[-1].data
