@@ -148,7 +148,8 @@ def test_the_shipped_policy_loads_and_drives_one_step():
     if not path.exists():
         pytest.fail(f"shipped policy {path} is missing")
     policy = DQNPolicy.load(path)
-    action = policy.act(np.zeros(policy.observation.shape, dtype=np.float32))
+    assert policy.shield is not None  # the recipe trains and runs the policy with its shield
+    action = policy.act(np.zeros(policy.observation.shape, dtype=np.float32), lane_count=3)
     assert MetaAction(action) in MetaAction
 
 
