@@ -33,7 +33,7 @@ from mapping.posed_images import (  # noqa: E402
     pose_errors,
     read_kitti_poses,
 )
-from sim.commands.train_localizer import seed_list  # noqa: E402
+from sim.commands.args import seed_list  # noqa: E402
 
 KITTI_DIR = REPO.parent / "shared" / "data" / "poses" / "kitti_odometry_06"
 KITTI_K = np.array([[707.0912, 0.0, 601.8873], [0.0, 707.0912, 183.1104], [0.0, 0.0, 1.0]])

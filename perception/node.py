@@ -114,6 +114,10 @@ class PerceptionNode:
     def step(self, inputs: Mapping[str, Any]) -> dict[str, msgspec.Struct]:
         if "/camera/image" not in inputs:
             return {}
+        ego = inputs.get("/sim/ego")
+        if self.trigger == "/sim/ego" and ego is not None:
+            if inputs["/camera/image"].header.stamp_ns != ego.header.stamp_ns:
+                return {}  # no image of this step (yet): never feed the tracker a frame twice
         step_started = time.perf_counter()
         outputs = self._perceive(inputs)
         self.step_ms.append((time.perf_counter() - step_started) * 1000.0)
@@ -239,6 +243,7 @@ class PerceptionNode:
             return ObjectList(header=header)
         k, t_camera_ego = camera_matrices(info)
         ego_speed = float(ego.speed_mps) if ego is not None else 0.0
+        yaw_rate = float(ego.yaw_rate_rps) if ego is not None else 0.0
         objects = []
         for track in tracks:
             name = CLASS_NAMES[track.class_id]
@@ -252,7 +257,13 @@ class PerceptionNode:
             )
             if centre_xy is None:
                 continue
-            relative = Vector2(float(track.velocity_mps[0]), float(track.velocity_mps[1]))
+            # Differencing ego-frame positions also sees the ego's own turning, -omega x p:
+            # remove it, so a parked car stays parked while the ego turns.
+            measured = track.velocity_mps
+            relative = Vector2(
+                float(measured[0] - yaw_rate * centre_xy[1]),
+                float(measured[1] + yaw_rate * centre_xy[0]),
+            )
             absolute = Vector2(relative.x + ego_speed, relative.y)
             centre = Pose2D(float(centre_xy[0]), float(centre_xy[1]), _heading(absolute))
             objects.append(

@@ -169,7 +169,8 @@ class Tracker:
             weight = self.config.velocity_smoothing if motion.updates > 0 else 1.0
             motion.velocity_mps = (1 - weight) * motion.velocity_mps + weight * measured
             motion.updates += 1
-        motion.position_m, motion.stamp_s = position_m, stamp_s
+        if np.all(np.isfinite(position_m)):  # an unknown position keeps the last known one
+            motion.position_m, motion.stamp_s = position_m, stamp_s
         return motion.velocity_mps.copy()
 
     def _forget_dead_ids(self) -> None:

@@ -119,7 +119,7 @@ class DQNPolicy:
             raise PolicyFileError(f"{described_in}: bad 'observation' entry ({error})") from None
         if int(np.prod(observation.shape)) != spec.input_size:
             raise PolicyFileError(
-                f"{source}: observation shape {observation.shape} does not match the network "
+                f"{described_in}: observation shape {observation.shape} does not match the network "
                 f"input size {spec.input_size}"
             )
         try:

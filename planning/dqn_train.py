@@ -114,11 +114,7 @@ class TrainConfig:
             hyper["hidden_sizes"] = tuple(int(h) for h in hyper["hidden_sizes"])
         observation = KinematicsConfig.from_dict(data.pop("observation", {}) or {})
         shield = ShieldConfig.from_dict(data.pop("shield", None))
-        unknown = sorted(set(data.get("training_reward") or {}) - REWARD_KEYS)
-        if unknown:
-            raise ValueError(
-                f"{source}: unknown training_reward key(s) {unknown}; known: {sorted(REWARD_KEYS)}"
-            )
+        _check_training_reward(data.get("training_reward") or {}, source)
         if shield is not None:
             Shield(observation, shield)  # raises when the observation cannot feed it
         return cls(
@@ -129,6 +125,30 @@ class TrainConfig:
         """The env config of the training env (``shaped``) or of the evaluation env."""
         reward = self.training_reward if shaped else {}
         return {**self.env_config, **reward, "observation": self.observation.to_highway_config()}
+
+
+def _check_training_reward(reward: Any, source: str) -> None:
+    """Refuse unknown keys and values of the wrong type, naming them."""
+    if not isinstance(reward, dict):
+        raise ValueError(f"{source}: training_reward must be an object, got {reward!r}")
+    unknown = sorted(set(reward) - REWARD_KEYS)
+    if unknown:
+        raise ValueError(
+            f"{source}: unknown training_reward key(s) {unknown}; known: {sorted(REWARD_KEYS)}"
+        )
+
+    def number(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    for key, value in reward.items():
+        if key == "normalize_reward":
+            ok = isinstance(value, bool)
+        elif key == "reward_speed_range":
+            ok = isinstance(value, list) and len(value) == 2 and all(map(number, value))
+        else:
+            ok = number(value)
+        if not ok:
+            raise ValueError(f"{source}: training_reward {key} has a bad value {value!r}")
 
 
 def _double_dqn_class():

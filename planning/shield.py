@@ -102,13 +102,15 @@ class _Traffic:
 
 
 def check_observation(observation: KinematicsConfig) -> None:
-    """The shield needs relative, normalised presence/x/y/vx/vy features."""
+    """The shield needs relative, normalised presence/x/y/vx/vy features, and vehicles behind
+    (``see_behind``): without them a lane change's rear gap would always look free."""
     missing = [f for f in REQUIRED_FEATURES if f not in observation.features]
-    if missing or observation.absolute or not observation.normalize:
+    if missing or observation.absolute or not observation.normalize or not observation.see_behind:
         raise ValueError(
-            f"the shield needs relative normalised features {list(REQUIRED_FEATURES)}; "
-            f"got features {list(observation.features)}, absolute={observation.absolute}, "
-            f"normalize={observation.normalize}"
+            f"the shield needs relative normalised features {list(REQUIRED_FEATURES)} with "
+            f"see_behind; got features {list(observation.features)}, "
+            f"absolute={observation.absolute}, normalize={observation.normalize}, "
+            f"see_behind={observation.see_behind}"
         )
 
 

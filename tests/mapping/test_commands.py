@@ -4,6 +4,7 @@ checks before any output is written, and what their summaries report."""
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -110,13 +111,16 @@ def test_sim_localizes_against_a_built_map_and_reports_a_dead_reckoning_baseline
 
 @pytest.mark.slow
 def test_eval_localizer_reports_a_drive_that_crashed_before_its_steps(tmp_path, capsys):
-    # Seed 1's drive crashes after 41 steps (measured here).
+    # Seed 1's drive ends before 1000 steps (a crash after 41, measured here): whatever the
+    # reason, a drive shorter than asked must be reported.
     out = tmp_path / "eval"
     args = ["eval-localizer", "--seeds", "1", "--steps", "1000", "--no-progress"]
     assert main([*args, "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["ended_early"] == [{"seed": 1, "steps": summary["frames"], "end": "crashed"}]
-    assert summary["frames"] < 1000
-    assert summary["dead_reckoning"]["median_heading_deg"] >= 0.0
+    [ended] = summary["ended_early"]
+    assert ended["seed"] == 1 and ended["steps"] == summary["frames"] < 1000
+    assert ended["end"] in ("crashed", "episode end")
+    # The heading of dead reckoning is computed (it printed nan before).
+    assert math.isfinite(summary["dead_reckoning"]["median_heading_deg"])
     printed = capsys.readouterr().out
     assert "1 of 1 drives ended early: seed 1 after" in printed and "nan" not in printed

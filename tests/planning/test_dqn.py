@@ -159,3 +159,12 @@ def test_training_reward_shapes_the_training_env_only():
     assert "high_speed_reward" not in config.training_env_config(shaped=False)
     with pytest.raises(ValueError, match="unknown training_reward key"):
         TrainConfig.from_dict({"training_reward": {"speed_bonus": 1.0}})
+
+
+def test_training_reward_values_are_checked_by_name():
+    with pytest.raises(ValueError, match="high_speed_reward has a bad value 'fast'"):
+        TrainConfig.from_dict({"training_reward": {"high_speed_reward": "fast"}})
+    with pytest.raises(ValueError, match="reward_speed_range has a bad value"):
+        TrainConfig.from_dict({"training_reward": {"reward_speed_range": [20]}})
+    ok = TrainConfig.from_dict({"training_reward": {"reward_speed_range": [20, 30]}})
+    assert ok.training_reward["reward_speed_range"] == [20, 30]

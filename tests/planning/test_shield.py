@@ -94,9 +94,12 @@ def test_a_cut_in_counts_as_being_in_the_path(shield):
 
 def test_the_shield_needs_relative_normalised_features():
     with pytest.raises(ValueError, match="relative normalised"):
-        Shield(KinematicsConfig(features=("presence", "x", "y")))
+        Shield(KinematicsConfig(features=("presence", "x", "y"), see_behind=True))
     with pytest.raises(ValueError, match="absolute=True"):
-        Shield(KinematicsConfig(absolute=True))
+        Shield(KinematicsConfig(absolute=True, see_behind=True))
+    # Without see_behind a fast follower 20 m back is invisible: refused, not silently unsafe.
+    with pytest.raises(ValueError, match="see_behind=False"):
+        Shield(KinematicsConfig(see_behind=False))
 
 
 def test_the_wrapper_executes_the_filtered_action():
