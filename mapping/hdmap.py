@@ -227,39 +227,37 @@ def _map_lane(road_id: str, lane_index: int, lane) -> MapLane:
     )
 
 
-_LINE_RANK = {"none": 0, "dashed": 1, "solid": 2}
-
-
-def _stronger(a: str, b: str) -> str:
-    return max(a, b, key=lambda kind: _LINE_RANK.get(kind, 0))
-
-
 def _boundary_kinds(lanes: tuple[MapLane, ...]) -> list[tuple[str, str]]:
-    """(left, right) paint of each lane where it meets its neighbours of the same road."""
+    """(left, right) paint of each lane where it meets its neighbours of the same road, by the
+    camera's rule (:func:`sim.camera.road.shared_line`)."""
+    from sim.camera.road import shared_line
+
     by_position = {(lane.road_id, lane.lane_index): lane for lane in lanes}
     kinds = []
     for lane in lanes:
         left_lane = by_position.get((lane.road_id, lane.lane_index - 1))
         right_lane = by_position.get((lane.road_id, lane.lane_index + 1))
         left = (
-            lane.left_line if left_lane is None else _stronger(lane.left_line, left_lane.right_line)
+            lane.left_line
+            if left_lane is None
+            else shared_line(left_lane.right_line, lane.left_line)
         )
         right = (
             lane.right_line
             if right_lane is None
-            else _stronger(lane.right_line, right_lane.left_line)
+            else shared_line(lane.right_line, right_lane.left_line)
         )
         kinds.append((left, right))
     return kinds
 
 
 def _dashed_lines(road_lanes: list[MapLane], segment) -> list[DashedLine]:
-    """Dashed boundaries of one road segment, as the camera paints them (sim/camera/road.py:
-    boundary i + 1 takes the stronger of lane i's right and lane i + 1's left line; dashes are
-    laid from the first lane sample, which lies on the simulator's grid of arc length, a
+    """Dashed boundaries of one road segment, as the camera paints them (boundary i + 1 is
+    :func:`sim.camera.road.shared_line` of lane i's right and lane i + 1's left line; dashes
+    are laid from the first lane sample, which lies on the simulator's grid of arc length, a
     multiple of the dash period, so on a straight lane a dash begins at its start)."""
     from sim.adapter import LaneSampling
-    from sim.camera.road import DASH_LENGTH_M, DASH_PERIOD_M
+    from sim.camera.road import DASH_LENGTH_M, DASH_PERIOD_M, shared_line
 
     grid_m = LaneSampling().step_m
     if not math.isclose(grid_m / DASH_PERIOD_M, round(grid_m / DASH_PERIOD_M)):
@@ -270,7 +268,7 @@ def _dashed_lines(road_lanes: list[MapLane], segment) -> list[DashedLine]:
         kinds = [(0, lane.left_line)] if i == 0 else []
         right = lane.right_line
         if i + 1 < len(road_lanes):
-            right = _stronger(right, road_lanes[i + 1].left_line)
+            right = shared_line(right, road_lanes[i + 1].left_line)
         kinds.append((i + 1, right))
         for boundary_index, kind in kinds:
             # TODO(#7): dashes of curved lanes are laid along the offset line from a sample that

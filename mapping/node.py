@@ -43,6 +43,15 @@ class LocalizationConfig:
     ekf: EkfConfig = field(default_factory=EkfConfig)
 
 
+def predict_odometry(ekf: PoseEkf, previous: EgoState, ego: EgoState) -> None:
+    """Dead-reckon ``ekf`` from ``previous``'s stamp to ``ego``'s: EKF prediction with the mean
+    of the two ego speeds [m/s] and ``ego``'s yaw rate [rad/s]. The node and its
+    dead-reckoning baseline (:class:`PoseErrorMonitor`) both step by this."""
+    dt_s = (ego.header.stamp_ns - previous.header.stamp_ns) / 1e9
+    speed_mps = 0.5 * (ego.speed_mps + previous.speed_mps)
+    ekf.predict(speed_mps, ego.yaw_rate_rps, dt_s)
+
+
 # TODO(#7): the start pose is the first ego pose with `initial_sigma` (a GNSS stand-in)
 # because the localizer has no global relocalization without a prior.
 class LocalizationNode:
@@ -110,9 +119,7 @@ class LocalizationNode:
             start = np.array([ego.pose.x, ego.pose.y, ego.pose.yaw])
             self.ekf = PoseEkf(start, np.diag(sigma**2), self.config.ekf)
         elif self._last_ego is not None:
-            dt_s = (ego.header.stamp_ns - self._last_ego.header.stamp_ns) / 1e9
-            speed = 0.5 * (ego.speed_mps + self._last_ego.speed_mps)
-            self.ekf.predict(speed, ego.yaw_rate_rps, dt_s)
+            predict_odometry(self.ekf, self._last_ego, ego)
         self._last_ego = ego
 
     def _localize(self, inputs: Mapping[str, Any], stamp_ns: int) -> LocalizerFix | None:
@@ -188,9 +195,7 @@ class PoseErrorMonitor:
             start = np.array([ego.pose.x, ego.pose.y, ego.pose.yaw])
             self._dead_reckoning = PoseEkf(start, np.zeros((3, 3)))
         else:
-            dt_s = (ego.header.stamp_ns - last.header.stamp_ns) / 1e9
-            speed = 0.5 * (ego.speed_mps + last.speed_mps)
-            self._dead_reckoning.predict(speed, ego.yaw_rate_rps, dt_s)
+            predict_odometry(self._dead_reckoning, last, ego)
         self._last_ego = ego
 
     def _on_pose(self, estimate: PoseEstimate) -> None:

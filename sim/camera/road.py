@@ -24,6 +24,15 @@ SHOULDER_M = 1.2
 _LINE_RANK = {"none": 0, "dashed": 1, "solid": 2}
 
 
+def shared_line(left_lane_right: str, right_lane_left: str) -> str:
+    """Paint of the boundary between two adjacent lanes of a road: the stronger of the left
+    lane's right line and the right lane's left line (``none`` < ``dashed`` < ``solid``; the
+    left lane's on a tie). The renderer, the labels and the HD map all paint by this rule."""
+    if _LINE_RANK.get(right_lane_left, 0) > _LINE_RANK.get(left_lane_right, 0):
+        return right_lane_left
+    return left_lane_right
+
+
 @dataclass(frozen=True)
 class Boundary:
     """A painted line: ``points`` (N, 2) map-frame samples [m] along the driving direction."""
@@ -87,10 +96,8 @@ def _boundaries(lanes: LaneGeometry) -> list[Boundary]:
         if i == 0:
             result.append(Boundary(0, lane.left_line, _offset(centre, lane.width_m / 2)))
         kind = lane.right_line
-        if i + 1 < len(ordered) and _LINE_RANK.get(ordered[i + 1].left_line, 0) > _LINE_RANK.get(
-            kind, 0
-        ):
-            kind = ordered[i + 1].left_line
+        if i + 1 < len(ordered):
+            kind = shared_line(kind, ordered[i + 1].left_line)
         result.append(Boundary(i + 1, kind, _offset(centre, -lane.width_m / 2)))
     return [b for b in result if b.kind in ("solid", "dashed")]
 
