@@ -39,7 +39,7 @@ from mapping.dashes import (
     measure_dashes,
 )
 from mapping.hdmap import HdMap, MapIndex
-from mapping.localizer_net import COLUMN_STRIDE, INPUT_WIDTH, LocalizerNet, to_input
+from mapping.localizer_net import LocalizerNet, Observations, decode, to_input
 from mapping.localizer_net import load_net as load_net  # re-exported: the usual entry point
 from sim.camera.model import CameraConfig, CameraModel
 from sim.frames import wrap_angle
@@ -106,25 +106,6 @@ class DashConstraint:
     offset_m: float
     sigma_m: float
     start_xyyaw: np.ndarray
-
-
-@dataclass(frozen=True)
-class Observations:
-    """What the CNN saw in one frame.
-
-    :param u_px: (D,) detected landmark-centre columns [px, full image], left to right.
-    :param range_m: (D,) rough ground range of each [m].
-    :param score: (D,) centre probability of each.
-    :param lane_phase: lateral offset from the nearest lane centre as a phase in [-pi, pi):
-        2*pi*offset/w for the lane width w, offset left positive [m].
-    :param lane_heading_rad: heading relative to the lane [rad].
-    """
-
-    u_px: np.ndarray
-    range_m: np.ndarray
-    score: np.ndarray
-    lane_phase: float
-    lane_heading_rad: float
 
 
 class Localizer:
@@ -479,24 +460,3 @@ def _lane_measurements(observations: Observations, prior: np.ndarray, lane) -> l
         ((origin, normal, lane_heading), float(candidates[i]), observations.lane_heading_rad)
         for i in order
     ]
-
-
-def decode(output, row: int, image_width_px: int, threshold: float) -> Observations:
-    """Observations of batch item ``row`` of a :class:`~mapping.localizer_net.NetOutput`."""
-    probability = torch.sigmoid(output.column_logit[row]).numpy()
-    offset = torch.sigmoid(output.column_offset[row]).numpy()
-    log_range = output.column_log_range[row].numpy()
-    padded = np.pad(probability, 1)
-    peaks = np.flatnonzero(
-        (probability >= threshold) & (probability >= padded[:-2]) & (probability > padded[2:])
-    )
-    scale = image_width_px / INPUT_WIDTH
-    u_px = (peaks + offset[peaks]) * COLUMN_STRIDE * scale
-    lane = output.lane[row].numpy()
-    return Observations(
-        u_px=u_px,
-        range_m=10.0 ** log_range[peaks],
-        score=probability[peaks],
-        lane_phase=float(math.atan2(lane[0], lane[1])),
-        lane_heading_rad=float(lane[2]),
-    )

@@ -16,7 +16,9 @@ associates detected columns with map landmarks through the pose prior.
 
 from __future__ import annotations
 
+import math
 import pickle
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import NamedTuple
@@ -190,3 +192,43 @@ def _first_line(error: BaseException) -> str:
     """The first sentence of an error message (torch appends paragraphs of advice)."""
     text = str(error).strip()
     return text.splitlines()[0].split(". ")[0] if text else type(error).__name__
+
+
+@dataclass(frozen=True)
+class Observations:
+    """What the CNN saw in one frame.
+
+    :param u_px: (D,) detected landmark-centre columns [px, full image], left to right.
+    :param range_m: (D,) rough ground range of each [m].
+    :param score: (D,) centre probability of each.
+    :param lane_phase: lateral offset from the nearest lane centre as a phase in [-pi, pi):
+        2*pi*offset/w for the lane width w, offset left positive [m].
+    :param lane_heading_rad: heading relative to the lane [rad].
+    """
+
+    u_px: np.ndarray
+    range_m: np.ndarray
+    score: np.ndarray
+    lane_phase: float
+    lane_heading_rad: float
+
+
+def decode(output, row: int, image_width_px: int, threshold: float) -> Observations:
+    """Observations of batch item ``row`` of a :class:`~mapping.localizer_net.NetOutput`."""
+    probability = torch.sigmoid(output.column_logit[row]).numpy()
+    offset = torch.sigmoid(output.column_offset[row]).numpy()
+    log_range = output.column_log_range[row].numpy()
+    padded = np.pad(probability, 1)
+    peaks = np.flatnonzero(
+        (probability >= threshold) & (probability >= padded[:-2]) & (probability > padded[2:])
+    )
+    scale = image_width_px / INPUT_WIDTH
+    u_px = (peaks + offset[peaks]) * COLUMN_STRIDE * scale
+    lane = output.lane[row].numpy()
+    return Observations(
+        u_px=u_px,
+        range_m=10.0 ** log_range[peaks],
+        score=probability[peaks],
+        lane_phase=float(math.atan2(lane[0], lane[1])),
+        lane_heading_rad=float(lane[2]),
+    )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 
+from sim.envs import SUPPORTED_ENVS
+
 
 def positive_int(text: str) -> int:
     value = _int(text)
@@ -81,3 +83,14 @@ def _seed(text: str, part: str) -> int:
             f"{part!r} is neither a seed (an integer >= 0) nor a range A-B"
         )
     return int(text)
+
+
+def add_env_argument(parser: argparse.ArgumentParser) -> None:
+    """The ``--env ID`` option of the commands that drive highway-env (checked by the command
+    with ``sim.envs.check_env_id`` before it writes anything)."""
+    parser.add_argument(
+        "--env",
+        default="highway-fast-v0",
+        metavar="ID",
+        help=f"environment id: {', '.join(SUPPORTED_ENVS)} (default: %(default)s)",
+    )

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from bus.atomic import check_writable_dir, write_json, write_text
-from sim.commands.args import positive_int, seed_list
-from sim.envs import SUPPORTED_ENVS, check_env_id
+from sim.commands.args import add_env_argument, positive_int, seed_list
+from sim.envs import check_env_id
 from sim.world import WORLD_PRESETS
 
 logger = logging.getLogger(__name__)
@@ -66,12 +66,7 @@ def add_parser(subparsers) -> None:
         help="a policy file (DQN .pt/.json, Q-learning .npz), 'dqn' (the shipped "
         "policy), 'rule', 'random', or an explicit planner spec KIND:PATH",
     )
-    parser.add_argument(
-        "--env",
-        default="highway-fast-v0",
-        metavar="ID",
-        help=f"environment: {', '.join(SUPPORTED_ENVS)} (default: %(default)s)",
-    )
+    add_env_argument(parser)
     parser.add_argument(
         "--episodes",
         type=positive_int,

@@ -41,8 +41,8 @@ from bus.messages.camera import DETECTION_CLASSES, FrameLabels, Image
 from sim.camera import CameraConfig, image_array
 from sim.camera.labels import labels_to_json, yolo_box_rows, yolo_segment_rows
 from sim.camera.model import CameraModel
-from sim.commands.args import nonnegative_int, positive_float, positive_int
-from sim.envs import SUPPORTED_ENVS, check_env_id
+from sim.commands.args import add_env_argument, nonnegative_int, positive_float, positive_int
+from sim.envs import check_env_id
 from sim.loop import ClosedLoop
 from sim.simulator import SimConfig
 
@@ -64,12 +64,7 @@ def add_parser(subparsers) -> None:
             "Rerunning with the same arguments resumes."
         ),
     )
-    parser.add_argument(
-        "--env",
-        default="highway-fast-v0",
-        metavar="ID",
-        help=f"environment id: {', '.join(SUPPORTED_ENVS)} (default: %(default)s)",
-    )
+    add_env_argument(parser)
     parser.add_argument(
         "--frames",
         type=positive_int,

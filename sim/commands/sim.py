@@ -15,10 +15,10 @@ from bus.recorder import Recorder
 from bus.transport import RemoteNodeLost
 from sim.camera import CameraConfig
 from sim.camera.video import CameraVideoRecorder
-from sim.commands.args import nonnegative_int, output_dir, positive_int
+from sim.commands.args import add_env_argument, nonnegative_int, output_dir, positive_int
 from sim.commands.node import RemotePlanner, add_transport_arguments, uses_remote_planner
 from sim.commands.sim_report import build_summary, finished_summary, print_report
-from sim.envs import SUPPORTED_ENVS, check_env_id
+from sim.envs import check_env_id
 from sim.loop import ClosedLoop, EpisodeResult
 from sim.simulator import SimConfig
 from sim.video import Mp4Writer, draw_overlay
@@ -43,12 +43,7 @@ def add_parser(subparsers) -> None:
             "Ctrl-C keeps the finished episodes."
         ),
     )
-    parser.add_argument(
-        "--env",
-        default="highway-fast-v0",
-        metavar="ID",
-        help=f"environment id: {', '.join(SUPPORTED_ENVS)} (default: %(default)s)",
-    )
+    add_env_argument(parser)
     parser.add_argument(
         "--episodes", type=positive_int, default=3, help="number of episodes (default: %(default)s)"
     )
