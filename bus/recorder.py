@@ -237,12 +237,7 @@ class Recorder:
         """Stop recording, write the summary and give the file its final name."""
         if self.closed:
             return self.path
-        self.closed = True
-        for subscription in self._subscriptions:
-            subscription.close()
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
+        self._stop()
         try:
             self._writer.finish()
         finally:
@@ -258,16 +253,20 @@ class Recorder:
         )
         return self.path
 
-    def abort(self) -> None:
-        """Stop recording and delete the partial file, leaving any earlier ``path`` as it was."""
-        if self.closed:
-            return
+    def _stop(self) -> None:
+        """Unsubscribe and let the writer thread drain its queue."""
         self.closed = True
         for subscription in self._subscriptions:
             subscription.close()
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join()
+
+    def abort(self) -> None:
+        """Stop recording and delete the partial file, leaving any earlier ``path`` as it was."""
+        if self.closed:
+            return
+        self._stop()
         self._stream.close()
         self.partial.unlink(missing_ok=True)
         logger.info("recording to %s discarded", self.path)
