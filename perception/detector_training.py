@@ -20,7 +20,12 @@ import torch
 
 from perception.classes import BOX_CLASS_NAMES, CLASS_NAMES, map_class_name
 from perception.labels import LabelFormatError, _names_from_yaml
-from perception.yolo_detector import export_safe_weights
+from perception.yolo_detector import (
+    export_safe_weights,
+    is_safe_weights,
+    load_safe_weights,
+    model_from_safe_weights,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -30,10 +35,13 @@ DEFAULT_MODEL_YAML = "yolo11n.yaml"
 @dataclass(frozen=True)
 class DetectorTrainConfig:
     """:param data_yaml: an ultralytics dataset file whose names are ours.
-    :param weights: a pretrained ultralytics checkpoint to fine-tune (trusted by the caller).
+    :param weights: weights to fine-tune: drivestack weights, or a pretrained ultralytics
+        checkpoint (trusted by the caller).
     :param workers: dataloader worker processes (0 keeps everything in this process).
     :param time_hours: train for this long instead of ``epochs`` (ultralytics fits its
         learning-rate schedule to the time).
+    :param warmup_epochs: epochs of learning-rate warm-up (ultralytics counts at least 100
+        iterations).
     """
 
     data_yaml: Path
@@ -48,6 +56,7 @@ class DetectorTrainConfig:
     patience: int = 50
     fraction: float = 1.0
     time_hours: float | None = None
+    warmup_epochs: float = 3.0
 
 
 def find_data_yaml(data: str | os.PathLike) -> Path:
@@ -144,7 +153,7 @@ def train_detector(config: DetectorTrainConfig) -> dict[str, Any]:
     model = YOLO(config.model_yaml, task="detect")
     source_model = None
     if config.weights is not None:
-        source_model = YOLO(str(config.weights), task="detect").model
+        source_model = load_source_model(config.weights)
         model.load(source_model)
         source_names = _names_list(source_model.names)
         model.add_callback(
@@ -168,6 +177,7 @@ def train_detector(config: DetectorTrainConfig) -> dict[str, Any]:
         fraction=config.fraction,
         amp=False,
         verbose=False,
+        warmup_epochs=config.warmup_epochs,
         **({"time": config.time_hours} if config.time_hours else {}),
     )
     run_dir = config.out / "ultralytics"
@@ -187,6 +197,16 @@ def train_detector(config: DetectorTrainConfig) -> dict[str, Any]:
         "weights": str(config.out / "detector.pt"),
         "ultralytics_run": str(run_dir),
     }
+
+
+def load_source_model(path: Path):
+    """The DetectionModel to fine-tune from ``path``: drivestack weights (read without
+    unpickling, so always safe) or an ultralytics checkpoint (the caller trusts it)."""
+    from ultralytics import YOLO
+
+    if is_safe_weights(path):
+        return model_from_safe_weights(load_safe_weights(path))
+    return YOLO(str(path), task="detect").model
 
 
 def _map_head(trainer, source_model, source_names: list[str]) -> None:

@@ -72,6 +72,25 @@ def load_safe_weights(path: Path) -> dict[str, Any]:
     return payload
 
 
+def model_from_safe_weights(payload: dict[str, Any]):
+    """The (unfused, trainable) DetectionModel of loaded drivestack weights, in float32."""
+    model = build_model(payload["model_yaml"], len(payload["names"]))
+    model.load_state_dict(
+        {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
+    )
+    model.names = dict(enumerate(payload["names"]))
+    return model
+
+
+def is_safe_weights(path: Path) -> bool:
+    """Whether ``path`` holds drivestack weights (checked without unpickling)."""
+    try:
+        load_safe_weights(path)
+    except ValueError:
+        return False
+    return True
+
+
 @contextmanager
 def quiet_ultralytics(level: int = logging.WARNING) -> Iterator[None]:
     """Hold ultralytics' own logger (which prints to stdout by itself, e.g. "Overriding
@@ -118,12 +137,7 @@ class YoloDetector:
                 raise
             payload = None
         if payload is not None:
-            self.model = build_model(payload["model_yaml"], len(payload["names"]))
-            state = {
-                k: v.float() if v.is_floating_point() else v
-                for k, v in payload["state_dict"].items()
-            }
-            self.model.load_state_dict(state)
+            self.model = model_from_safe_weights(payload)
             names, self.imgsz = list(payload["names"]), int(imgsz or payload["imgsz"])
         else:
             self.model, names, self.imgsz = _load_trusted_ultralytics(self.path, imgsz)

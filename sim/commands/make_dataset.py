@@ -125,8 +125,35 @@ def add_parser(subparsers) -> None:
         default=4.0,
         help="boxes lower than this are left out of the YOLO labels (default: %(default)s)",
     )
+    parser.add_argument(
+        "--only-with",
+        type=_class_list,
+        default=(),
+        metavar="CLASSES",
+        help="save only frames holding a labelled box of one of these comma-separated "
+        "classes (e.g. pedestrian,traffic_sign) at least --only-with-height-px tall: mines "
+        "rare classes (default: every frame)",
+    )
+    parser.add_argument(
+        "--only-with-height-px",
+        type=float,
+        default=12.0,
+        metavar="H",
+        help="least box height for --only-with [px] (default: %(default)s)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(handler=run)
+
+
+def _class_list(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in DETECTION_CLASSES[:4]]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated classes among {', '.join(DETECTION_CLASSES[:4])}, "
+            f"got {text!r}"
+        )
+    return names
 
 
 def _fraction(text: str) -> float:
@@ -198,14 +225,18 @@ RESUME_SETTINGS = (
     "hfov_deg",
     "min_visible",
     "min_height_px",
+    "only_with",
+    "only_with_height_px",
 )
 """Arguments that must match for a rerun to resume (``--frames`` may grow)."""
+ADDED_SETTINGS = {"only_with": [], "only_with_height_px": 12.0}
+"""Settings newer than some datasets, with the value those datasets were made with."""
 
 
 def _check_same_settings(out: Path, args: argparse.Namespace) -> None:
     """Refuse to mix datasets: a rerun into ``out`` must use the settings it was made with."""
     settings_path = out / "settings.json"
-    settings = {key: getattr(args, key) for key in RESUME_SETTINGS}
+    settings = {key: _plain(getattr(args, key)) for key in RESUME_SETTINGS}
     if settings_path.exists():
         try:
             previous = json.loads(settings_path.read_text(encoding="utf-8"))
@@ -214,7 +245,7 @@ def _check_same_settings(out: Path, args: argparse.Namespace) -> None:
         differing = [
             f"--{key.replace('_', '-')} {previous.get(key)!r} (now {value!r})"
             for key, value in settings.items()
-            if previous.get(key) != value
+            if previous.get(key, ADDED_SETTINGS.get(key)) != value
         ]
         if differing:
             raise ValueError(
@@ -226,6 +257,20 @@ def _check_same_settings(out: Path, args: argparse.Namespace) -> None:
             f"{out} is not empty and holds no drivestack dataset; choose another --out"
         )
     write_json(settings_path, settings)
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def holds_class(rows: list[str], classes: tuple[str, ...], min_height: float) -> bool:
+    """Whether YOLO rows (``class cx cy w h``, heights as fractions of the image height
+    ``min_height`` is given in) hold a box of ``classes`` at least that tall."""
+    wanted = {DETECTION_CLASSES.index(name) for name in classes}
+    return any(
+        int(fields[0]) in wanted and float(fields[4]) >= min_height
+        for fields in (row.split() for row in rows)
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -298,8 +343,14 @@ def _episode(
             raise _Enough
         name = f"e{seed:06d}_{index:04d}"
         writer.camera = camera.model
-        if not writer.exists(split, name):
+        frame = None
+        if args.only_with:
             frame = simulator.camera_frame(stamp_ns)
+            rows = yolo_box_rows(frame.labels, args.min_visible, args.min_height_px)
+            if not holds_class(rows, args.only_with, args.only_with_height_px / args.height):
+                return
+        if not writer.exists(split, name):
+            frame = frame or simulator.camera_frame(stamp_ns)
             writer.write(split, name, frame.image, frame.labels)
         bar.update(1)
         state["frames"].append(name)
@@ -398,4 +449,6 @@ def _summary(out: Path, args: argparse.Namespace) -> dict[str, Any]:
         "classes": list(DETECTION_CLASSES),
         "min_visible_fraction": args.min_visible,
         "min_height_px": args.min_height_px,
+        "only_with": list(args.only_with),
+        "only_with_height_px": args.only_with_height_px,
     }

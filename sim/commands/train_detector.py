@@ -55,9 +55,11 @@ def add_parser(subparsers) -> None:
         "--weights",
         metavar="PATH",
         help=(
-            "fine-tune this pretrained ultralytics .pt instead of starting from scratch; "
-            "COCO car/truck/person/stop sign head rows start our classes. Needs "
-            "--trust-weights: such checkpoints are pickles that run code when loaded"
+            "fine-tune these weights instead of starting from scratch: drivestack weights "
+            "(e.g. perception/models/detector.pt, to train it further) or a pretrained "
+            "ultralytics .pt, whose COCO car/truck/person/stop sign head rows start our "
+            "classes. An ultralytics .pt needs --trust-weights: such checkpoints are pickles "
+            "that run code when loaded"
         ),
     )
     parser.add_argument(
@@ -84,6 +86,14 @@ def add_parser(subparsers) -> None:
         help="train for H hours instead of --epochs (the schedule fits the time)",
     )
     parser.add_argument(
+        "--warmup-epochs",
+        type=float,
+        default=3.0,
+        metavar="E",
+        help="epochs of learning-rate warm-up (default: %(default)s, ultralytics' own; "
+        "a fine-tune of weights trained on the same data needs less, e.g. 0.3)",
+    )
+    parser.add_argument(
         "--seed", type=nonnegative_int, default=0, help="seed (default: %(default)s)"
     )
     parser.add_argument(
@@ -97,6 +107,7 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from perception.detector_training import DetectorTrainConfig, find_data_yaml, train_detector
+    from perception.yolo_detector import is_safe_weights
 
     data_yaml = find_data_yaml(args.data)
     weights = None
@@ -104,13 +115,15 @@ def run(args: argparse.Namespace) -> int:
         weights = Path(args.weights)
         if not weights.is_file():
             raise OSError(f"weights {str(weights)!r} do not exist")
-        if not args.trust_weights:
+        if not args.trust_weights and not is_safe_weights(weights):
             raise ValueError(
                 f"weights {str(weights)!r}: fine-tuning loads a pickled ultralytics checkpoint, "
                 "which runs code stored in it; pass --trust-weights if you trust the file"
             )
     if args.time_hours is not None and args.time_hours <= 0:
         raise ValueError(f"--time-hours must be positive, got {args.time_hours}")
+    if not (args.warmup_epochs >= 0.0):
+        raise ValueError(f"--warmup-epochs must be >= 0, got {args.warmup_epochs}")
     if not 0.0 < args.fraction <= 1.0:
         raise ValueError(f"--fraction must be in (0, 1], got {args.fraction}")
     out = check_writable_dir(args.out)
@@ -127,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         fraction=args.fraction,
         time_hours=args.time_hours,
+        warmup_epochs=args.warmup_epochs,
     )
     started = time.perf_counter()
     result = train_detector(config)

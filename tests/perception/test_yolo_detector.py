@@ -173,3 +173,16 @@ def test_fine_tuning_needs_trust(tmp_path, capsys):
     )
     assert code == 2
     assert "--trust-weights" in capsys.readouterr().err
+
+
+def test_fine_tuning_starts_from_drivestack_weights_without_trust(random_weights, nano_model):
+    from perception.detector_training import load_source_model
+    from perception.yolo_detector import is_safe_weights
+
+    assert is_safe_weights(random_weights)
+    source = load_source_model(random_weights)
+    expected = nano_model.state_dict()
+    for name, tensor in source.state_dict().items():
+        if tensor.is_floating_point():
+            # The file stores float16.
+            torch.testing.assert_close(tensor.float(), expected[name].float(), atol=2e-3, rtol=2e-3)

@@ -194,3 +194,32 @@ def test_make_dataset_interval_samples_simulation_frames(tmp_path):
     )
     records = [json.loads(p.read_text()) for p in sorted(tmp_path.rglob("annotations/*/*.json"))]
     assert [r["stamp_ns"] for r in records] == [0, 400_000_000, 800_000_000]
+
+
+def test_holds_class_reads_class_and_height():
+    from sim.commands.make_dataset import holds_class
+
+    rows = ["0 0.5 0.5 0.1 0.2", "2 0.5 0.5 0.01 0.03"]
+    assert holds_class(rows, ("car",), 0.1)
+    assert not holds_class(rows, ("pedestrian",), 0.05)
+    assert holds_class(rows, ("pedestrian", "truck"), 0.02)
+    assert not holds_class(rows, ("traffic_sign",), 0.0)
+
+
+def test_make_dataset_only_with_keeps_frames_holding_the_class(tmp_path, capsys):
+    from sim.commands.make_dataset import holds_class
+
+    out = tmp_path / "rare"
+    only = ("--only-with", "traffic_sign", "--only-with-height-px", "10")
+    assert _make(out, 4, "highway-fast-v0", *only) == 0
+    labels = sorted(out.glob("labels/*/*.txt"))
+    assert len(labels) == 4
+    for path in labels:
+        rows = path.read_text().splitlines()
+        assert holds_class(rows, ("traffic_sign",), 10 / 360), path
+    assert json.loads((out / "dataset.json").read_text())["only_with"] == ["traffic_sign"]
+    # The dataset remembers the filter: a rerun without it is refused.
+    assert _make(out, 5) == 2
+    assert "--only-with" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _make(tmp_path / "bad", 1, "highway-fast-v0", "--only-with", "bus")
