@@ -17,6 +17,7 @@ from bus.messages import EgoState, MetaAction
 from planning.learned import ObservationPlanner
 from planning.observation import KinematicsConfig
 from planning.policy_io import PolicyFileError, load_dqn_files
+from planning.rollout_shield import RolloutShield, RolloutShieldConfig
 from planning.shield import Shield, ShieldConfig
 
 SHIPPED_POLICY = "dqn_highway_fast.pt"
@@ -88,7 +89,9 @@ class DQNPolicy:
 
     :param network: the rebuilt Q-network (torch module, eval mode).
     :param observation: the observation config it was trained with.
-    :param shield: the safety shield it was trained with (applied by :meth:`act`), or None.
+    :param shield: the rule shield it was trained with (applied by :meth:`act`), or None.
+    :param rollout_shield: a simulation shield that replaces the rule shield at run time, or
+        None.
     """
 
     def __init__(
@@ -97,11 +100,13 @@ class DQNPolicy:
         observation: KinematicsConfig,
         metadata: dict[str, Any],
         shield: Shield | None = None,
+        rollout_shield: RolloutShield | None = None,
     ) -> None:
         self.network = network
         self.observation = observation
         self.metadata = metadata
         self.shield = shield
+        self.rollout_shield = rollout_shield
 
     @classmethod
     def load(cls, path: str | Path) -> DQNPolicy:
@@ -127,6 +132,11 @@ class DQNPolicy:
             shield = Shield(observation, shield_config) if shield_config else None
         except (TypeError, ValueError) as error:
             raise PolicyFileError(f"{described_in}: bad 'shield' entry ({error})") from None
+        try:
+            rollout_config = RolloutShieldConfig.from_dict(metadata.get("rollout_shield"))
+            rollout_shield = RolloutShield(observation, rollout_config) if rollout_config else None
+        except (TypeError, ValueError) as error:
+            raise PolicyFileError(f"{described_in}: bad 'rollout_shield' entry ({error})") from None
         network = build_q_network(spec)
         try:
             network.load_state_dict(state_dict)
@@ -139,7 +149,7 @@ class DQNPolicy:
                 f"{source}: weights do not fit the declared network ({reason})"
             ) from None
         network.eval()
-        return cls(network, observation, metadata, shield)
+        return cls(network, observation, metadata, shield, rollout_shield)
 
     def q_values(self, observation: np.ndarray) -> np.ndarray:
         """Q-values (n_actions,) float32 of one observation of shape ``self.observation.shape``."""
@@ -149,10 +159,32 @@ class DQNPolicy:
             inputs = torch.as_tensor(np.asarray(observation, dtype=np.float32).reshape(1, -1))
             return self.network(inputs)[0].numpy()
 
-    def act(self, observation: np.ndarray, lane_count: int | None = None) -> int:
-        """Greedy action index (highway-env meta-action), through the shield if the policy has
-        one (it then needs the road's ``lane_count``)."""
-        action = int(np.argmax(self.q_values(observation)))
+    def act(
+        self,
+        observation: np.ndarray,
+        lane_count: int | None = None,
+        target_speed_mps: float | None = None,
+        target_lane: int | None = None,
+    ) -> int:
+        """Greedy action index (highway-env meta-action), through the policy's shield.
+
+        With a rollout shield, the actions are tried best Q-value first and the first one a
+        short simulation shows to be safe is taken; it needs the road's ``lane_count`` and
+        the ego controller's ``target_speed_mps`` and ``target_lane``. Otherwise a rule shield
+        (which needs ``lane_count``) replaces an unsafe greedy action.
+        """
+        q_values = self.q_values(observation)
+        if self.rollout_shield is not None:
+            if lane_count is None or target_speed_mps is None or target_lane is None:
+                raise ValueError(
+                    "a policy with a rollout shield needs lane_count, target_speed_mps and "
+                    "target_lane to act"
+                )
+            ranked = [int(a) for a in np.argsort(-q_values, kind="stable")]
+            return self.rollout_shield.filter(
+                observation, ranked, lane_count, target_speed_mps, target_lane
+            )
+        action = int(np.argmax(q_values))
         if self.shield is None:
             return action
         if lane_count is None:
@@ -174,4 +206,8 @@ class DQNPlanner(ObservationPlanner):
         self.observation = policy.observation
 
     def choose(self, observation: np.ndarray, ego: EgoState) -> MetaAction:
-        return MetaAction(self.policy.act(observation, ego.lane_count))
+        return MetaAction(
+            self.policy.act(
+                observation, ego.lane_count, ego.target_speed_mps, ego.target_lane_index
+            )
+        )

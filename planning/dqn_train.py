@@ -24,6 +24,7 @@ from bus.atomic import write_json
 from planning.dqn import NetworkSpec
 from planning.observation import KinematicsConfig
 from planning.policy_io import save_dqn_policy
+from planning.rollout_shield import RolloutShield, RolloutShieldConfig
 from planning.shield import Shield, ShieldConfig, shield_wrapper
 
 logger = logging.getLogger(__name__)
@@ -91,11 +92,15 @@ class TrainConfig:
     periodic evaluation and every later evaluation use the environment's own reward."""
     shield: ShieldConfig | None = None
     """A safety shield (:mod:`planning.shield`) the policy is trained and run with, or None."""
+    rollout_shield: RolloutShieldConfig | None = None
+    """A simulation shield (:mod:`planning.rollout_shield`) written into the exported policy:
+    it replaces ``shield`` when the policy runs (not during training), or None."""
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["observation"] = self.observation.to_dict()
         data["shield"] = self.shield.to_dict() if self.shield else None
+        data["rollout_shield"] = self.rollout_shield.to_dict() if self.rollout_shield else None
         data["hyper"]["hidden_sizes"] = list(self.hyper.hidden_sizes)
         return {"algo": "dqn", **data}
 
@@ -114,11 +119,18 @@ class TrainConfig:
             hyper["hidden_sizes"] = tuple(int(h) for h in hyper["hidden_sizes"])
         observation = KinematicsConfig.from_dict(data.pop("observation", {}) or {})
         shield = ShieldConfig.from_dict(data.pop("shield", None))
+        rollout_shield = RolloutShieldConfig.from_dict(data.pop("rollout_shield", None))
         _check_training_reward(data.get("training_reward") or {}, source)
         if shield is not None:
             Shield(observation, shield)  # raises when the observation cannot feed it
+        if rollout_shield is not None:
+            RolloutShield(observation, rollout_shield)
         return cls(
-            observation=observation, hyper=DQNHyperparameters(**hyper), shield=shield, **data
+            observation=observation,
+            hyper=DQNHyperparameters(**hyper),
+            shield=shield,
+            rollout_shield=rollout_shield,
+            **data,
         )
 
     def training_env_config(self, shaped: bool = False) -> dict[str, Any]:
@@ -310,6 +322,7 @@ def export_policy(
         "trained_steps": int(model.num_timesteps),
         "seed": config.seed,
         "shield": config.shield.to_dict() if config.shield else None,
+        "rollout_shield": config.rollout_shield.to_dict() if config.rollout_shield else None,
         **(extra or {}),
     }
     return save_dqn_policy(path, model.q_net.q_net.state_dict(), metadata)

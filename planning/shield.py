@@ -114,24 +114,53 @@ def check_observation(observation: KinematicsConfig) -> None:
         )
 
 
-def _decode(
-    table: np.ndarray, observation: KinematicsConfig, lane_count: int
-) -> tuple[float, float, _Traffic]:
-    """(ego y [m], ego speed [m/s], traffic) from one normalised observation."""
+@dataclass(frozen=True)
+class Scene:
+    """One normalised observation in metres and m/s (highway-env frame): the ego's lateral
+    position and velocity, and the other vehicles' offsets ahead and absolute state."""
+
+    ego_y_m: float
+    ego_vx_mps: float
+    ego_vy_mps: float
+    dx_m: np.ndarray
+    y_m: np.ndarray
+    vx_mps: np.ndarray
+    vy_mps: np.ndarray
+
+
+def decode_scene(table: np.ndarray, observation: KinematicsConfig, lane_count: int) -> Scene:
+    """Undo highway-env's normalisation of a relative Kinematics observation."""
     column = {f: i for i, f in enumerate(observation.features)}
     table = np.asarray(table, dtype=float).reshape(observation.shape)
     y_scale = LANE_WIDTH_M * lane_count
     v_scale = 2.0 * VEHICLE_MAX_SPEED_MPS
     ego_y = table[0, column["y"]] * y_scale
-    ego_speed = table[0, column["vx"]] * v_scale
+    ego_vx = table[0, column["vx"]] * v_scale
+    ego_vy = table[0, column["vy"]] * v_scale
     others = table[1:][table[1:, column["presence"]] > 0.5]
-    traffic = _Traffic(
+    return Scene(
+        ego_y_m=ego_y,
+        ego_vx_mps=ego_vx,
+        ego_vy_mps=ego_vy,
         dx_m=others[:, column["x"]] * 5.0 * VEHICLE_MAX_SPEED_MPS,
         y_m=ego_y + others[:, column["y"]] * y_scale,
-        speed_mps=ego_speed + others[:, column["vx"]] * v_scale,
-        vy_rel_mps=others[:, column["vy"]] * v_scale,
+        vx_mps=ego_vx + others[:, column["vx"]] * v_scale,
+        vy_mps=ego_vy + others[:, column["vy"]] * v_scale,
     )
-    return ego_y, ego_speed, traffic
+
+
+def _decode(
+    table: np.ndarray, observation: KinematicsConfig, lane_count: int
+) -> tuple[float, float, _Traffic]:
+    """(ego y [m], ego speed [m/s], traffic) from one normalised observation."""
+    scene = decode_scene(table, observation, lane_count)
+    traffic = _Traffic(
+        dx_m=scene.dx_m,
+        y_m=scene.y_m,
+        speed_mps=scene.vx_mps,
+        vy_rel_mps=scene.vy_mps - scene.ego_vy_mps,
+    )
+    return scene.ego_y_m, scene.ego_vx_mps, traffic
 
 
 class Shield:

@@ -1,0 +1,186 @@
+"""A shield that looks ahead by simulation: each candidate meta-action is tried on a small
+highway-env road rebuilt from the policy's own observation, and the policy's best-ranked
+action that leaves the ego a crash-free way through the next seconds is executed.
+
+The rule shield (:mod:`planning.shield`) extrapolates constant speeds and so has to keep wide
+margins. Here the other vehicles are highway-env's IDM/MOBIL drivers, as in the world, so
+braking chains and lane changes of the traffic are part of the prediction. What the
+observation does not show is guessed: every other driver keeps its present speed as target,
+with highway-env's default IDM parameters, continuing a lane change its lateral speed shows,
+and vehicles beyond the observed ones are absent.
+The ego's own controller targets (speed and lane) come from ``/sim/ego`` in the closed loop.
+
+An action is safe when, after it, holding one of IDLE, SLOWER or FASTER for the rest of the
+horizon brings no collision of the ego. When no ranked action is safe, the one whose best
+continuation collides latest is taken.
+
+Frame: highway-env's (x forward along the road, y to the right, lane ``i`` centred at
+``y = 4 i``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from planning.observation import LANE_WIDTH_M, KinematicsConfig
+from planning.shield import FASTER, IDLE, SLOWER, check_observation, decode_scene
+
+ACTION_NAMES = ("LANE_LEFT", "IDLE", "LANE_RIGHT", "FASTER", "SLOWER")
+CONTINUATIONS = (IDLE, SLOWER, FASTER)
+ROAD_LENGTH_M = 100_000.0
+EGO_START_X_M = 1_000.0
+"""Where the rebuilt road puts the ego (others are placed relative to it)."""
+LANE_CHANGE_LEAD_S = 0.8
+"""highway-env's lateral controller commands a lateral speed of about the offset to the
+target lane's centre over 0.6 s (plus the heading's lag): ``y + vy * LANE_CHANGE_LEAD_S`` lies
+near the centre a driver steers to, so lane changes under way are continued in the model."""
+
+
+@dataclass(frozen=True)
+class RolloutShieldConfig:
+    """:param horizon_steps: decisions simulated ahead, the first included.
+    :param policy_hz: decisions per second (highway-env's ``policy_frequency``).
+    :param simulation_hz: simulation steps per second of the model.
+    :param length_margin_m: added to every other vehicle's length in the model, a margin
+        for what the model gets wrong.
+    """
+
+    horizon_steps: int = 4
+    policy_hz: float = 1.0
+    simulation_hz: float = 5.0
+    length_margin_m: float = 0.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.horizon_steps, bool) or not isinstance(self.horizon_steps, int):
+            raise ValueError(f"horizon_steps must be an integer, got {self.horizon_steps!r}")
+        if not 1 <= self.horizon_steps <= 20:
+            raise ValueError(f"horizon_steps must be in [1, 20], got {self.horizon_steps}")
+        for name in ("policy_hz", "simulation_hz"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0.0):
+                raise ValueError(f"{name} must be a positive number, got {value}")
+        if round(self.simulation_hz / self.policy_hz) < 1:
+            raise ValueError("simulation_hz must be at least policy_hz")
+        if not (math.isfinite(self.length_margin_m) and 0.0 <= self.length_margin_m <= 10.0):
+            raise ValueError(f"length_margin_m must be in [0, 10], got {self.length_margin_m}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> RolloutShieldConfig | None:
+        """Settings from JSON (None: no rollout shield); raises ValueError naming the fault."""
+        if data is None:
+            return None
+        if not isinstance(data, dict):
+            raise ValueError(f"must be an object of settings or null, got {type(data).__name__}")
+        extra = sorted(set(data) - set(cls.__dataclass_fields__))
+        if extra:
+            raise ValueError(f"unknown rollout shield setting(s) {extra}")
+        values = {}
+        for key, value in data.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"rollout shield setting {key} must be a number, got {value!r}")
+            values[key] = int(value) if key == "horizon_steps" and value == int(value) else value
+        return cls(**values)
+
+
+class RolloutShield:
+    """Executes the best-ranked action of a policy that a short simulation shows to be safe.
+
+    :param observation: the policy's observation settings (relative, normalised, see_behind).
+    :param config: look-ahead settings.
+    """
+
+    def __init__(
+        self, observation: KinematicsConfig, config: RolloutShieldConfig | None = None
+    ) -> None:
+        check_observation(observation)
+        self.observation = observation
+        self.config = config or RolloutShieldConfig()
+        self._frames = max(1, round(self.config.simulation_hz / self.config.policy_hz))
+
+    def filter(
+        self,
+        table: np.ndarray,
+        ranked_actions: list[int],
+        lane_count: int,
+        target_speed_mps: float,
+        target_lane: int,
+    ) -> int:
+        """The first of ``ranked_actions`` (best first) with a crash-free continuation.
+
+        :param table: one observation, shape ``observation.shape``.
+        :param lane_count: lanes of the road.
+        :param target_speed_mps: the speed the ego's controller tracks now.
+        :param target_lane: the lane the ego steers to now (0 = leftmost).
+        """
+        scene = (table, lane_count, target_speed_mps, target_lane)
+        latest: dict[int, int] = {}
+        for action in ranked_actions:
+            crash_frames = []
+            for continuation in CONTINUATIONS:
+                crash_frame = self.crash_frame(*scene, [action] + [continuation] * 99)
+                if crash_frame is None:
+                    return action
+                crash_frames.append(crash_frame)
+            latest[action] = max(crash_frames)
+        return max(ranked_actions, key=lambda a: latest[a])
+
+    def crash_frame(
+        self,
+        table: np.ndarray,
+        lane_count: int,
+        target_speed_mps: float,
+        target_lane: int,
+        actions: list[int],
+    ) -> int | None:
+        """The simulation frame at which the ego collides while executing ``actions`` (one per
+        decision, the first ``horizon_steps`` used), or None when it does not."""
+        road, ego = self._build(table, lane_count, target_speed_mps, target_lane)
+        dt = 1.0 / self.config.simulation_hz
+        for step in range(self.config.horizon_steps):
+            ego.act(ACTION_NAMES[actions[step]])
+            for frame in range(self._frames):
+                road.act()
+                road.step(dt)
+                if ego.crashed:
+                    return step * self._frames + frame
+        return None
+
+    def _build(self, table, lane_count: int, target_speed_mps: float, target_lane: int):
+        from highway_env.road.road import Road, RoadNetwork
+        from highway_env.vehicle.behavior import IDMVehicle
+        from highway_env.vehicle.controller import MDPVehicle
+
+        scene = decode_scene(table, self.observation, lane_count)
+        network = RoadNetwork.straight_road_network(lanes=lane_count, length=ROAD_LENGTH_M)
+        road = Road(network=network, np_random=np.random.RandomState(0), record_history=False)
+        lane_index = ("0", "1", int(np.clip(target_lane, 0, lane_count - 1)))
+        ego = MDPVehicle(
+            road,
+            [EGO_START_X_M, scene.ego_y_m],
+            heading=math.atan2(scene.ego_vy_mps, max(scene.ego_vx_mps, 1e-6)),
+            speed=math.hypot(scene.ego_vx_mps, scene.ego_vy_mps),
+            target_lane_index=lane_index,
+            target_speed=target_speed_mps,
+        )
+        road.vehicles.append(ego)
+        for dx, y, vx, vy in zip(scene.dx_m, scene.y_m, scene.vx_mps, scene.vy_mps, strict=True):
+            steering_to = round((y + vy * LANE_CHANGE_LEAD_S) / LANE_WIDTH_M)
+            other = IDMVehicle(
+                road,
+                [EGO_START_X_M + dx, y],
+                heading=math.atan2(vy, max(vx, 1e-6)),
+                speed=math.hypot(vx, vy),
+                target_lane_index=("0", "1", int(np.clip(steering_to, 0, lane_count - 1))),
+                target_speed=vx,
+            )
+            if self.config.length_margin_m:
+                other.LENGTH = IDMVehicle.LENGTH + self.config.length_margin_m
+            road.vehicles.append(other)
+        return road, ego

@@ -1,0 +1,158 @@
+"""The rollout shield: its model matches highway-env where nothing is hidden, it keeps the
+policy's ranking when the road is free and vetoes what leads into a collision."""
+
+from __future__ import annotations
+
+import json
+
+import gymnasium as gym
+import highway_env  # noqa: F401  (registers the environments)
+import numpy as np
+import pytest
+
+from planning.dqn import DQNPolicy
+from planning.observation import KinematicsConfig
+from planning.policy_io import PolicyFileError
+from planning.rollout_shield import RolloutShield, RolloutShieldConfig
+from planning.shield import FASTER, IDLE, LANE_LEFT, LANE_RIGHT, SLOWER
+from tests.planning.scenes import place
+from tests.planning.test_shield import LANES, OBSERVATION, table
+
+EVERY_ACTION = [FASTER, IDLE, LANE_LEFT, LANE_RIGHT, SLOWER]
+
+
+@pytest.fixture
+def shield() -> RolloutShield:
+    return RolloutShield(OBSERVATION, RolloutShieldConfig(horizon_steps=4))
+
+
+def test_a_free_road_keeps_the_policy_choice(shield):
+    for first in EVERY_ACTION:
+        ranked = [first] + [a for a in EVERY_ACTION if a != first]
+        assert shield.filter(table(1, 25.0), ranked, LANES, 25.0, 1) == first
+
+
+def test_a_close_slow_lead_vetoes_keeping_the_speed(shield):
+    # 10 m bumper gap to a 15 m/s lead; both side lanes are taken alongside the ego.
+    boxed = table(1, 25.0, [(15.0, 1, 15.0), (0.0, 0, 25.0), (0.0, 2, 25.0)])
+    assert shield.crash_frame(boxed, LANES, 25.0, 1, [IDLE] * 4) is not None
+    assert shield.filter(boxed, EVERY_ACTION, LANES, 25.0, 1) == SLOWER
+
+
+def test_a_lane_change_into_a_vehicle_alongside_is_vetoed(shield):
+    scene = table(1, 25.0, [(0.0, 0, 25.0)])
+    assert shield.filter(scene, [LANE_LEFT, IDLE], LANES, 25.0, 1) == IDLE
+    # The other side is free.
+    assert shield.filter(scene, [LANE_RIGHT, IDLE], LANES, 25.0, 1) == LANE_RIGHT
+
+
+def test_when_nothing_is_safe_the_latest_collision_wins(shield):
+    # A stopped vehicle 8 m ahead, both sides taken: every action collides; braking latest.
+    hopeless = table(1, 30.0, [(13.0, 1, 0.0), (0.0, 0, 30.0), (0.0, 2, 30.0)])
+    frames = {
+        a: min(
+            shield.crash_frame(hopeless, LANES, 30.0, 1, [a] + [c] * 9) or 99
+            for c in (IDLE, SLOWER, FASTER)
+        )
+        for a in EVERY_ACTION
+    }
+    assert all(f < 99 for f in frames.values())
+    chosen = shield.filter(hopeless, EVERY_ACTION, LANES, 30.0, 1)
+    assert frames[chosen] == max(frames.values())
+
+
+@pytest.mark.parametrize(
+    "others, actions",
+    [
+        ([(0, 30.0, 20.0)], [FASTER, FASTER, IDLE, IDLE]),  # catches a slower lead
+        ([(0, 60.0, 20.0)], [IDLE, IDLE, IDLE, IDLE]),  # stays behind it
+        ([(1, 0.0, 25.0)], [LANE_RIGHT, IDLE, IDLE, IDLE]),  # turns into a car alongside
+        ([(1, 40.0, 25.0)], [LANE_RIGHT, FASTER, FASTER, IDLE]),  # passes behind it
+    ],
+)
+def test_the_model_predicts_what_highway_env_does(others, actions):
+    """With no hidden state (others hold their lane and speed), the rebuilt road collides
+    exactly when highway-env's own does."""
+    config = {
+        "observation": OBSERVATION.to_highway_config(),
+        "lanes_count": LANES,
+        "simulation_frequency": 5,
+        "policy_frequency": 1,
+    }
+    env = gym.make("highway-v0", config=config)
+    env.reset(seed=0)
+    world = env.unwrapped
+    place(0, 25.0, others)(world)
+    observation = world.observation_type.observe()
+    shield = RolloutShield(OBSERVATION, RolloutShieldConfig(horizon_steps=4))
+    predicted = shield.crash_frame(observation, LANES, 25.0, 0, actions)
+
+    crashed_at = None
+    for step, action in enumerate(actions):
+        env.step(action)
+        if world.vehicle.crashed:
+            crashed_at = step
+            break
+    assert (predicted is None) == (crashed_at is None)
+    if predicted is not None:
+        assert predicted // 5 == crashed_at
+    env.close()
+
+
+def test_bad_settings_are_refused_by_name():
+    with pytest.raises(ValueError, match="horizon_steps"):
+        RolloutShieldConfig(horizon_steps=0)
+    with pytest.raises(ValueError, match="simulation_hz"):
+        RolloutShieldConfig(simulation_hz=float("nan"))
+    with pytest.raises(ValueError, match="unknown rollout shield setting"):
+        RolloutShieldConfig.from_dict({"horizon": 4})
+    with pytest.raises(ValueError, match="must be a number"):
+        RolloutShieldConfig.from_dict({"horizon_steps": "4"})
+    assert RolloutShieldConfig.from_dict({"horizon_steps": 3.0}).horizon_steps == 3
+    assert RolloutShieldConfig.from_dict(RolloutShieldConfig().to_dict()) == RolloutShieldConfig()
+    with pytest.raises(ValueError, match="see_behind"):
+        RolloutShield(KinematicsConfig(vehicles_count=5, see_behind=False))
+
+
+def test_a_policy_file_carries_the_rollout_shield(tmp_path):
+    from planning.dqn import shipped_policy_path
+
+    source = shipped_policy_path()
+    metadata = json.loads(source.with_suffix(".json").read_text())
+    target = tmp_path / "p.pt"
+    target.write_bytes(source.read_bytes())
+    metadata["rollout_shield"] = {"horizon_steps": 3}
+    target.with_suffix(".json").write_text(json.dumps(metadata))
+    policy = DQNPolicy.load(target)
+    assert policy.rollout_shield is not None
+    assert policy.rollout_shield.config.horizon_steps == 3
+    observation = np.zeros(policy.observation.shape, dtype=np.float32)
+    observation[0, :3] = [1.0, 1.0, 1 * 4.0 / 12.0]
+    observation[0, 3] = 25.0 / 80.0
+    assert policy.act(observation, 3, 25.0, 1) in range(5)
+    with pytest.raises(ValueError, match="target_speed_mps"):
+        policy.act(observation, 3)
+
+    metadata["rollout_shield"] = {"horizon_steps": -1}
+    target.with_suffix(".json").write_text(json.dumps(metadata))
+    with pytest.raises(PolicyFileError, match="rollout_shield"):
+        DQNPolicy.load(target)
+
+
+def test_train_config_carries_the_rollout_shield():
+    from planning.dqn_train import TrainConfig
+
+    config = TrainConfig(
+        observation=OBSERVATION, rollout_shield=RolloutShieldConfig(length_margin_m=4.0)
+    )
+    again = TrainConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert again.rollout_shield == config.rollout_shield
+    with pytest.raises(ValueError, match="unknown rollout shield"):
+        TrainConfig.from_dict({**config.to_dict(), "rollout_shield": {"margin": 4}})
+    with pytest.raises(ValueError, match="see_behind"):
+        TrainConfig.from_dict(
+            {
+                **config.to_dict(),
+                "observation": KinematicsConfig(see_behind=False).to_dict(),
+            }
+        )
