@@ -49,10 +49,10 @@ class RolloutShieldConfig:
         for what the model gets wrong.
     """
 
-    horizon_steps: int = 4
+    horizon_steps: int = 8
     policy_hz: float = 1.0
     simulation_hz: float = 5.0
-    length_margin_m: float = 0.0
+    length_margin_m: float = 2.0
 
     def __post_init__(self) -> None:
         if isinstance(self.horizon_steps, bool) or not isinstance(self.horizon_steps, int):

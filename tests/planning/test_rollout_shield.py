@@ -23,7 +23,7 @@ EVERY_ACTION = [FASTER, IDLE, LANE_LEFT, LANE_RIGHT, SLOWER]
 
 @pytest.fixture
 def shield() -> RolloutShield:
-    return RolloutShield(OBSERVATION, RolloutShieldConfig(horizon_steps=4))
+    return RolloutShield(OBSERVATION, RolloutShieldConfig(horizon_steps=4, length_margin_m=0.0))
 
 
 def test_a_free_road_keeps_the_policy_choice(shield):
@@ -84,7 +84,7 @@ def test_the_model_predicts_what_highway_env_does(others, actions):
     world = env.unwrapped
     place(0, 25.0, others)(world)
     observation = world.observation_type.observe()
-    shield = RolloutShield(OBSERVATION, RolloutShieldConfig(horizon_steps=4))
+    shield = RolloutShield(OBSERVATION, RolloutShieldConfig(horizon_steps=4, length_margin_m=0.0))
     predicted = shield.crash_frame(observation, LANES, 25.0, 0, actions)
 
     crashed_at = None
@@ -156,3 +156,13 @@ def test_train_config_carries_the_rollout_shield():
                 "observation": KinematicsConfig(see_behind=False).to_dict(),
             }
         )
+
+
+def test_the_length_margin_makes_near_misses_collisions():
+    # A car 5.5 m ahead (0.5 m bumper gap) in the lane to the right, at the ego's speed.
+    scene = table(1, 25.0, [(5.5, 2, 25.0)])
+    plan = [LANE_RIGHT] + [IDLE] * 3
+    exact = RolloutShield(OBSERVATION, RolloutShieldConfig(horizon_steps=4, length_margin_m=0.0))
+    careful = RolloutShield(OBSERVATION, RolloutShieldConfig(horizon_steps=4, length_margin_m=2.0))
+    assert exact.crash_frame(scene, LANES, 25.0, 1, plan) is None
+    assert careful.crash_frame(scene, LANES, 25.0, 1, plan) is not None
