@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from bus.messages import EgoState, MetaAction
+from bus.messages import EgoState, MetaAction, ObjectState
 from planning.learned import ObservationPlanner
 from planning.observation import KinematicsConfig
 from planning.policy_io import PolicyFileError, load_dqn_files
@@ -165,12 +165,14 @@ class DQNPolicy:
         lane_count: int | None = None,
         target_speed_mps: float | None = None,
         target_lane: int | None = None,
+        lengths_m: list[float] | None = None,
     ) -> int:
         """Greedy action index (highway-env meta-action), through the policy's shield.
 
         With a rollout shield, the actions are tried best Q-value first and the first one a
         short simulation shows to be safe is taken; it needs the road's ``lane_count`` and
-        the ego controller's ``target_speed_mps`` and ``target_lane``. Otherwise a rule shield
+        the ego controller's ``target_speed_mps`` and ``target_lane``, and takes the observed
+        vehicles' ``lengths_m`` (row order; 5 m when not given). Otherwise a rule shield
         (which needs ``lane_count``) replaces an unsafe greedy action.
         """
         q_values = self.q_values(observation)
@@ -182,7 +184,7 @@ class DQNPolicy:
                 )
             ranked = [int(a) for a in np.argsort(-q_values, kind="stable")]
             return self.rollout_shield.filter(
-                observation, ranked, lane_count, target_speed_mps, target_lane
+                observation, ranked, lane_count, target_speed_mps, target_lane, lengths_m
             )
         action = int(np.argmax(q_values))
         if self.shield is None:
@@ -205,9 +207,12 @@ class DQNPlanner(ObservationPlanner):
         self.policy = policy
         self.observation = policy.observation
 
-    def choose(self, observation: np.ndarray, ego: EgoState) -> MetaAction:
+    def choose(
+        self, observation: np.ndarray, ego: EgoState, observed: list[ObjectState]
+    ) -> MetaAction:
+        lengths_m = [o.length_m for o in observed]
         return MetaAction(
             self.policy.act(
-                observation, ego.lane_count, ego.target_speed_mps, ego.target_lane_index
+                observation, ego.lane_count, ego.target_speed_mps, ego.target_lane_index, lengths_m
             )
         )

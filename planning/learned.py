@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from bus.messages import DrivingAction, EgoState, Header, MetaAction
+from bus.messages import DrivingAction, EgoState, Header, MetaAction, ObjectState
 from planning.fallback import fallback_action, unhealthy_inputs
-from planning.observation import KinematicsConfig, kinematics_from_bus
+from planning.observation import KinematicsConfig, kinematics_from_bus, observed_vehicles
 
 
 class ObservationPlanner:
@@ -27,8 +27,11 @@ class ObservationPlanner:
         self.objects_topic = objects_topic
         self.inputs = ("/sim/ego", objects_topic, "/sim/lanes")
 
-    def choose(self, observation: np.ndarray, ego: EgoState) -> MetaAction:
-        """The action for one observation, shape ``observation.shape``, float32."""
+    def choose(
+        self, observation: np.ndarray, ego: EgoState, observed: list[ObjectState]
+    ) -> MetaAction:
+        """The action for one observation, shape ``observation.shape``, float32, whose rows
+        after the ego are the ``observed`` objects."""
         raise NotImplementedError
 
     def step(self, inputs: Mapping[str, Any]) -> dict[str, DrivingAction]:
@@ -40,8 +43,9 @@ class ObservationPlanner:
             return {"/planning/action": fallback_action(header, self.name, unhealthy)}
 
         assert objects is not None and lanes is not None
-        observation = kinematics_from_bus(ego, objects, lanes, self.observation)
+        observed = observed_vehicles(ego, objects, lanes, self.observation)
+        observation = kinematics_from_bus(ego, objects, lanes, self.observation, observed)
         action = DrivingAction(
-            header=header, action=self.choose(observation, ego), planner=self.name
+            header=header, action=self.choose(observation, ego, observed), planner=self.name
         )
         return {"/planning/action": action}

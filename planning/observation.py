@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from bus.messages import EgoState, LaneGeometry, ObjectClass, ObjectList
+from bus.messages import EgoState, LaneGeometry, ObjectClass, ObjectList, ObjectState
 from planning.scene import project_onto_polyline
 
 KINEMATICS_FEATURES = ("presence", "x", "y", "vx", "vy", "cos_h", "sin_h", "heading")
@@ -132,14 +132,43 @@ def _longitudinal_positions(
     return objects_xy @ direction
 
 
-def kinematics_from_bus(
+def observed_vehicles(
     ego: EgoState, objects: ObjectList, lanes: LaneGeometry, config: KinematicsConfig
+) -> list[ObjectState]:
+    """The objects that fill the observation's rows after the ego, in row order: vehicles
+    within perception distance (pedestrians are not part of highway-env's observation: the
+    policy never saw any), closest along the ego lane first."""
+    candidates = [
+        o
+        for o in objects.objects
+        if o.object_class != ObjectClass.PEDESTRIAN
+        and math.hypot(o.pose.x - ego.pose.x, o.pose.y - ego.pose.y) < PERCEPTION_DISTANCE_M
+    ]
+    if not candidates:
+        return []
+    points = np.array([[o.pose.x, o.pose.y] for o in candidates] + [[ego.pose.x, ego.pose.y]])
+    s = _longitudinal_positions(ego, points, lanes)
+    lane_distance = s[:-1] - s[-1]
+    keep = [
+        i for i in range(len(candidates)) if config.see_behind or lane_distance[i] > BEHIND_LIMIT_M
+    ]
+    keep.sort(key=lambda i: abs(lane_distance[i]))  # stable, like highway-env's sorted()
+    return [candidates[i] for i in keep[: config.vehicles_count - 1]]
+
+
+def kinematics_from_bus(
+    ego: EgoState,
+    objects: ObjectList,
+    lanes: LaneGeometry,
+    config: KinematicsConfig,
+    observed: list[ObjectState] | None = None,
 ) -> np.ndarray:
     """highway-env's Kinematics observation rebuilt from bus messages.
 
     :param ego: ``/sim/ego`` (``map`` frame, REP-103).
     :param objects: an object list in the ``map`` frame (``/sim/objects``).
     :param lanes: ``/sim/lanes``; the ego lane's centre line orders objects along the road.
+    :param observed: :func:`observed_vehicles` of these messages when already computed.
     :return: (vehicles_count, len(features)) float32; row 0 is the ego, then the closest
         vehicles along the ego lane, zero rows when fewer are observed. Values are in
         highway-env's frame (y right) and normalised as highway-env does.
@@ -154,36 +183,19 @@ def kinematics_from_bus(
         heading,
     )
     rows = [ego_row]
-
-    # Visible objects: within perception distance, not too far behind, closest first.
-    # Pedestrians are not part of highway-env's observation (the policy never saw any).
-    # TODO(#4): trucks enter as vehicles of unknown length (Kinematics has no length feature),
-    # so a policy trained on 5 m cars underestimates bumper gaps to them.
-    candidates = [
-        o
-        for o in objects.objects
-        if o.object_class != ObjectClass.PEDESTRIAN
-        and math.hypot(o.pose.x - ego.pose.x, o.pose.y - ego.pose.y) < PERCEPTION_DISTANCE_M
-    ]
-    if candidates:
-        points = np.array([[o.pose.x, o.pose.y] for o in candidates] + [[ego.pose.x, ego.pose.y]])
-        s = _longitudinal_positions(ego, points, lanes)
-        lane_distance = s[:-1] - s[-1]
-        keep = [
-            i
-            for i in range(len(candidates))
-            if config.see_behind or lane_distance[i] > BEHIND_LIMIT_M
-        ]
-        keep.sort(key=lambda i: abs(lane_distance[i]))  # stable, like highway-env's sorted()
-        for i in keep[: config.vehicles_count - 1]:
-            obj = candidates[i]
-            row = _vehicle_row(
-                obj.pose.x, -obj.pose.y, obj.velocity_mps.x, -obj.velocity_mps.y, -obj.pose.yaw
-            )
-            if not config.absolute:
-                for key in ("x", "y", "vx", "vy"):
-                    row[key] -= ego_row[key]
-            rows.append(row)
+    # TODO(#4): trucks enter the network's input as vehicles of unknown length (Kinematics
+    # has no length feature), so the Q-values of a policy trained on 5 m cars misjudge bumper
+    # gaps to them; the rollout shield gets the true lengths from the object list.
+    if observed is None:
+        observed = observed_vehicles(ego, objects, lanes, config)
+    for obj in observed:
+        row = _vehicle_row(
+            obj.pose.x, -obj.pose.y, obj.velocity_mps.x, -obj.velocity_mps.y, -obj.pose.yaw
+        )
+        if not config.absolute:
+            for key in ("x", "y", "vx", "vy"):
+                row[key] -= ego_row[key]
+        rows.append(row)
 
     table = np.array([[row[f] for f in config.features] for row in rows], dtype=float)
     if config.normalize:

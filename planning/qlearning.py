@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from bus.messages import EgoState, MetaAction
+from bus.messages import EgoState, MetaAction, ObjectState
 from planning.learned import ObservationPlanner
 from planning.observation import KinematicsConfig
 from planning.policy_io import PolicyFileError, load_npz_policy, save_npz_policy
@@ -210,5 +210,7 @@ class QLearningPlanner(ObservationPlanner):
         self.policy = policy
         self.observation = policy.observation
 
-    def choose(self, observation: np.ndarray, ego: EgoState) -> MetaAction:
+    def choose(
+        self, observation: np.ndarray, ego: EgoState, observed: list[ObjectState]
+    ) -> MetaAction:
         return MetaAction(self.policy.act_on_observation(observation, ego.lane_count))

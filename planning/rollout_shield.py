@@ -111,6 +111,7 @@ class RolloutShield:
         lane_count: int,
         target_speed_mps: float,
         target_lane: int,
+        lengths_m: list[float] | None = None,
     ) -> int:
         """The first of ``ranked_actions`` (best first) with a crash-free continuation.
 
@@ -118,13 +119,16 @@ class RolloutShield:
         :param lane_count: lanes of the road.
         :param target_speed_mps: the speed the ego's controller tracks now.
         :param target_lane: the lane the ego steers to now (0 = leftmost).
+        :param lengths_m: lengths of the observed vehicles in row order (highway-env's 5 m
+            when None, as in its own worlds).
         """
         scene = (table, lane_count, target_speed_mps, target_lane)
         latest: dict[int, int] = {}
         for action in ranked_actions:
             crash_frames = []
             for continuation in CONTINUATIONS:
-                crash_frame = self.crash_frame(*scene, [action] + [continuation] * 99)
+                plan = [action] + [continuation] * self.config.horizon_steps
+                crash_frame = self.crash_frame(*scene, plan, lengths_m)
                 if crash_frame is None:
                     return action
                 crash_frames.append(crash_frame)
@@ -138,10 +142,11 @@ class RolloutShield:
         target_speed_mps: float,
         target_lane: int,
         actions: list[int],
+        lengths_m: list[float] | None = None,
     ) -> int | None:
         """The simulation frame at which the ego collides while executing ``actions`` (one per
         decision, the first ``horizon_steps`` used), or None when it does not."""
-        road, ego = self._build(table, lane_count, target_speed_mps, target_lane)
+        road, ego = self._build(table, lane_count, target_speed_mps, target_lane, lengths_m)
         dt = 1.0 / self.config.simulation_hz
         for step in range(self.config.horizon_steps):
             ego.act(ACTION_NAMES[actions[step]])
@@ -152,7 +157,14 @@ class RolloutShield:
                     return step * self._frames + frame
         return None
 
-    def _build(self, table, lane_count: int, target_speed_mps: float, target_lane: int):
+    def _build(
+        self,
+        table: np.ndarray,
+        lane_count: int,
+        target_speed_mps: float,
+        target_lane: int,
+        lengths_m: list[float] | None,
+    ):
         from highway_env.road.road import Road, RoadNetwork
         from highway_env.vehicle.behavior import IDMVehicle
         from highway_env.vehicle.controller import MDPVehicle
@@ -170,7 +182,14 @@ class RolloutShield:
             target_speed=target_speed_mps,
         )
         road.vehicles.append(ego)
-        for dx, y, vx, vy in zip(scene.dx_m, scene.y_m, scene.vx_mps, scene.vy_mps, strict=True):
+        if lengths_m is None:
+            lengths_m = [IDMVehicle.LENGTH] * len(scene.dx_m)
+        if len(lengths_m) != len(scene.dx_m):
+            raise ValueError(
+                f"{len(lengths_m)} vehicle lengths for {len(scene.dx_m)} observed vehicles"
+            )
+        rows = zip(scene.dx_m, scene.y_m, scene.vx_mps, scene.vy_mps, lengths_m, strict=True)
+        for dx, y, vx, vy, length in rows:
             steering_to = round((y + vy * LANE_CHANGE_LEAD_S) / LANE_WIDTH_M)
             other = IDMVehicle(
                 road,
@@ -180,7 +199,7 @@ class RolloutShield:
                 target_lane_index=("0", "1", int(np.clip(steering_to, 0, lane_count - 1))),
                 target_speed=vx,
             )
-            if self.config.length_margin_m:
-                other.LENGTH = IDMVehicle.LENGTH + self.config.length_margin_m
+            other.LENGTH = float(length) + self.config.length_margin_m
+            other.diagonal = math.hypot(other.LENGTH, other.WIDTH)  # its collision pre-check
             road.vehicles.append(other)
         return road, ego

@@ -148,8 +148,11 @@ def test_the_shipped_policy_loads_and_drives_one_step():
     if not path.exists():
         pytest.fail(f"shipped policy {path} is missing")
     policy = DQNPolicy.load(path)
-    assert policy.shield is not None  # the recipe trains and runs the policy with its shield
-    action = policy.act(np.zeros(policy.observation.shape, dtype=np.float32), lane_count=3)
+    assert policy.shield is not None  # the recipe trains the policy with its rule shield
+    assert policy.rollout_shield is not None  # and runs it with the rollout shield
+    observation = np.zeros(policy.observation.shape, dtype=np.float32)
+    observation[0, :4] = [1.0, 1.0, 4.0 / 12.0, 25.0 / 80.0]  # lane 1 of 3 at 25 m/s
+    action = policy.act(observation, lane_count=3, target_speed_mps=25.0, target_lane=1)
     assert MetaAction(action) in MetaAction
 
 

@@ -166,3 +166,16 @@ def test_the_length_margin_makes_near_misses_collisions():
     careful = RolloutShield(OBSERVATION, RolloutShieldConfig(horizon_steps=4, length_margin_m=2.0))
     assert exact.crash_frame(scene, LANES, 25.0, 1, plan) is None
     assert careful.crash_frame(scene, LANES, 25.0, 1, plan) is not None
+
+
+def test_a_long_truck_alongside_blocks_a_lane_change_a_car_would_not():
+    # A vehicle centred 9 m behind in the lane to the left: a 5 m car leaves room, a 16 m
+    # truck reaches past the ego's rear.
+    scene = table(1, 25.0, [(-9.0, 0, 25.0)])
+    plan = [LANE_LEFT] + [IDLE] * 3
+    shield = RolloutShield(OBSERVATION, RolloutShieldConfig(horizon_steps=4, length_margin_m=0.0))
+    assert shield.crash_frame(scene, LANES, 25.0, 1, plan, [5.0]) is None
+    assert shield.crash_frame(scene, LANES, 25.0, 1, plan, [16.0]) is not None
+    assert shield.filter(scene, [LANE_LEFT, IDLE], LANES, 25.0, 1, [16.0]) == IDLE
+    with pytest.raises(ValueError, match="lengths"):
+        shield.crash_frame(scene, LANES, 25.0, 1, plan, [5.0, 5.0])
