@@ -31,13 +31,15 @@ from planning.shield import FASTER, IDLE, SLOWER, check_observation, decode_scen
 
 ACTION_NAMES = ("LANE_LEFT", "IDLE", "LANE_RIGHT", "FASTER", "SLOWER")
 CONTINUATIONS = (IDLE, SLOWER, FASTER)
+TRAFFIC_MODELS = {"mobil": (True,), "keep_lane": (False,), "both": (True, False)}
+"""Traffic setting -> whether the other drivers may start lane changes, per model run."""
 ROAD_LENGTH_M = 100_000.0
 EGO_START_X_M = 1_000.0
 """Where the rebuilt road puts the ego (others are placed relative to it)."""
-LANE_CHANGE_LEAD_S = 0.8
-"""highway-env's lateral controller commands a lateral speed of about the offset to the
-target lane's centre over 0.6 s (plus the heading's lag): ``y + vy * LANE_CHANGE_LEAD_S`` lies
-near the centre a driver steers to, so lane changes under way are continued in the model."""
+LANE_CHANGE_SPEED_MPS = 1.0
+"""Lateral speed above which a driver is taken to be changing lanes. highway-env's lateral
+controller asks for the offset to the target lane's centre over 0.6 s, so a driver keeping
+its lane stays well below this, and one changing lanes is above it until the last 0.6 m."""
 
 
 @dataclass(frozen=True)
@@ -47,12 +49,17 @@ class RolloutShieldConfig:
     :param simulation_hz: simulation steps per second of the model.
     :param length_margin_m: added to every other vehicle's length in the model, a margin
         for what the model gets wrong.
+    :param traffic: how the other drivers are modelled: ``mobil`` (they change lanes by
+        highway-env's MOBIL rule; when they reconsider is unknown), ``keep_lane`` (they finish
+        a lane change under way and start none), or ``both``: an action must be safe under
+        each, so a driver is neither counted on to make room nor assumed never to cut in.
     """
 
     horizon_steps: int = 8
     policy_hz: float = 1.0
     simulation_hz: float = 5.0
     length_margin_m: float = 2.0
+    traffic: str = "both"
 
     def __post_init__(self) -> None:
         if isinstance(self.horizon_steps, bool) or not isinstance(self.horizon_steps, int):
@@ -67,6 +74,10 @@ class RolloutShieldConfig:
             raise ValueError("simulation_hz must be at least policy_hz")
         if not (math.isfinite(self.length_margin_m) and 0.0 <= self.length_margin_m <= 10.0):
             raise ValueError(f"length_margin_m must be in [0, 10], got {self.length_margin_m}")
+        if self.traffic not in TRAFFIC_MODELS:
+            raise ValueError(
+                f"traffic must be one of {sorted(TRAFFIC_MODELS)}, got {self.traffic!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,10 +94,29 @@ class RolloutShieldConfig:
             raise ValueError(f"unknown rollout shield setting(s) {extra}")
         values = {}
         for key, value in data.items():
+            if key == "traffic":
+                if not isinstance(value, str):
+                    raise ValueError(
+                        f"rollout shield setting traffic must be a string, got {value!r}"
+                    )
+                values[key] = value
+                continue
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValueError(f"rollout shield setting {key} must be a number, got {value!r}")
             values[key] = int(value) if key == "horizon_steps" and value == int(value) else value
         return cls(**values)
+
+
+def lane_steered_to(y_m: float, vy_mps: float) -> int:
+    """The lane a driver at lateral position ``y_m`` moving at ``vy_mps`` steers to (may lie
+    off the road; callers clip): the next lane centre in the direction of a lane change under
+    way, else the nearest lane."""
+    position = y_m / LANE_WIDTH_M
+    if vy_mps > LANE_CHANGE_SPEED_MPS:
+        return math.floor(position) + 1
+    if vy_mps < -LANE_CHANGE_SPEED_MPS:
+        return math.ceil(position) - 1
+    return round(position)
 
 
 class RolloutShield:
@@ -128,10 +158,14 @@ class RolloutShield:
             crash_frames = []
             for continuation in CONTINUATIONS:
                 plan = [action] + [continuation] * self.config.horizon_steps
-                crash_frame = self.crash_frame(*scene, plan, lengths_m)
-                if crash_frame is None:
+                frames = [
+                    self.crash_frame(*scene, plan, lengths_m, lane_changes)
+                    for lane_changes in TRAFFIC_MODELS[self.config.traffic]
+                ]
+                crashes = [f for f in frames if f is not None]
+                if not crashes:
                     return action
-                crash_frames.append(crash_frame)
+                crash_frames.append(min(crashes))
             latest[action] = max(crash_frames)
         return max(ranked_actions, key=lambda a: latest[a])
 
@@ -143,10 +177,16 @@ class RolloutShield:
         target_lane: int,
         actions: list[int],
         lengths_m: list[float] | None = None,
+        lane_changes: bool = True,
     ) -> int | None:
         """The simulation frame at which the ego collides while executing ``actions`` (one per
-        decision, the first ``horizon_steps`` used), or None when it does not."""
-        road, ego = self._build(table, lane_count, target_speed_mps, target_lane, lengths_m)
+        decision, the first ``horizon_steps`` used), or None when it does not.
+
+        :param lane_changes: whether the other drivers may start lane changes (MOBIL).
+        """
+        road, ego = self._build(
+            table, lane_count, target_speed_mps, target_lane, lengths_m, lane_changes
+        )
         dt = 1.0 / self.config.simulation_hz
         for step in range(self.config.horizon_steps):
             ego.act(ACTION_NAMES[actions[step]])
@@ -164,6 +204,7 @@ class RolloutShield:
         target_speed_mps: float,
         target_lane: int,
         lengths_m: list[float] | None,
+        lane_changes: bool,
     ):
         from highway_env.road.road import Road, RoadNetwork
         from highway_env.vehicle.behavior import IDMVehicle
@@ -190,7 +231,7 @@ class RolloutShield:
             )
         rows = zip(scene.dx_m, scene.y_m, scene.vx_mps, scene.vy_mps, lengths_m, strict=True)
         for dx, y, vx, vy, length in rows:
-            steering_to = round((y + vy * LANE_CHANGE_LEAD_S) / LANE_WIDTH_M)
+            steering_to = lane_steered_to(y, vy)
             other = IDMVehicle(
                 road,
                 [EGO_START_X_M + dx, y],
@@ -198,6 +239,7 @@ class RolloutShield:
                 speed=math.hypot(vx, vy),
                 target_lane_index=("0", "1", int(np.clip(steering_to, 0, lane_count - 1))),
                 target_speed=vx,
+                enable_lane_change=lane_changes,
             )
             other.LENGTH = float(length) + self.config.length_margin_m
             other.diagonal = math.hypot(other.LENGTH, other.WIDTH)  # its collision pre-check

@@ -179,3 +179,35 @@ def test_a_long_truck_alongside_blocks_a_lane_change_a_car_would_not():
     assert shield.filter(scene, [LANE_LEFT, IDLE], LANES, 25.0, 1, [16.0]) == IDLE
     with pytest.raises(ValueError, match="lengths"):
         shield.crash_frame(scene, LANES, 25.0, 1, plan, [5.0, 5.0])
+
+
+def test_lane_changes_under_way_are_continued():
+    from planning.rollout_shield import lane_steered_to
+
+    assert lane_steered_to(8.0, 0.2) == 2  # keeping its lane
+    assert lane_steered_to(8.0, -2.0) == 1  # starting to the left
+    assert lane_steered_to(7.2, -6.0) == 1  # fast, early in the change
+    assert lane_steered_to(1.0, 6.4) == 1  # to the right, from lane 0
+    assert lane_steered_to(4.3, -0.5) == 1  # settling in its new lane
+
+    # A car cutting in from the left 12 m ahead at 20 m/s: the ego keeping 25 m/s hits it
+    # even when no driver starts a lane change, since this one has already started.
+    def cut_in(vy_mps: float) -> np.ndarray:
+        scene = table(1, 25.0, [(12.0, 0, 20.0)])
+        scene[1, 2] = (2.0 - 4.0) / 12.0  # at y = 2 m, halfway into the ego lane
+        scene[1, 4] = vy_mps / 80.0
+        return scene
+
+    shield = RolloutShield(OBSERVATION, RolloutShieldConfig(horizon_steps=4, length_margin_m=0.0))
+    plan = [IDLE] * 4
+    assert shield.crash_frame(cut_in(3.0), LANES, 25.0, 1, plan, lane_changes=False) is not None
+    # Moving back out of the ego lane it is no danger.
+    assert shield.crash_frame(cut_in(-3.0), LANES, 25.0, 1, plan, lane_changes=False) is None
+
+
+def test_the_traffic_setting_is_checked():
+    assert RolloutShieldConfig.from_dict({"traffic": "keep_lane"}).traffic == "keep_lane"
+    with pytest.raises(ValueError, match="traffic must be one of"):
+        RolloutShieldConfig.from_dict({"traffic": "polite"})
+    with pytest.raises(ValueError, match="traffic must be a string"):
+        RolloutShieldConfig.from_dict({"traffic": 1})
