@@ -1,22 +1,28 @@
 """Detection over a recorded clip, with outputs in ecosystem formats and, given labels,
-COCO metrics. The work behind ``drivestack eval-video``; tests call :func:`run_clip_eval`
-with any :class:`perception.detector.Detector` (an oracle, a fake, a real model).
+COCO metrics; given the camera's calibration, the lane estimate too. The work behind
+``drivestack eval-video``; tests call :func:`run_clip_eval` with any
+:class:`perception.detector.Detector` (an oracle, a fake, a real model).
 
-Inputs (frames, labels) are checked before ``out`` is created or touched. Outputs in ``out``,
-each written atomically; ``summary.json`` is written last, so a run that failed leaves no
-summary (the stale outputs of an earlier run are removed first, and an ``out`` the failed
-run created is removed again). A video that ends before the frame count its header states
-(truncated or corrupt) is scored on the frames read and its summary says ``complete: false``
-with the reason:
+Inputs (frames, labels, calibration) are checked before ``out`` is created or touched.
+Outputs in ``out``, each written atomically; ``summary.json`` is written last, so a run that
+failed leaves no summary (the stale outputs of an earlier run are removed first, and an
+``out`` the failed run created is removed again). A video that ends before the frame count
+its header states (truncated or corrupt) is scored on the frames read and its summary says
+``complete: false`` with the reason:
 
 - ``annotated.mp4``: frames with boxes drawn (H.264).
 - ``detections.jsonl``: one JSON object per frame.
 - ``coco_results.json``: detections in COCO results format (``image_id`` = frame index).
 - with labels: ``ground_truth_coco.json``, ``metrics.json``, ``pr_curve.png``.
+- with a calibration (``camera_info``): ``lanes.jsonl``, one JSON object per frame (see
+  :mod:`perception.video_lanes`); the fitted lane lines are drawn into ``annotated.mp4``
+  and the summary's ``lanes`` entry counts the frames with an estimate (``lanes`` is null
+  without a calibration: a recorded video does not carry one).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -28,6 +34,7 @@ import cv2
 import numpy as np
 
 from bus.atomic import atomic_path, check_writable_dir, write_json
+from bus.messages.camera import CameraInfo
 from perception.classes import BOX_CLASS_NAMES, CLASS_NAMES
 from perception.detector import Detections, Detector
 from perception.evaluation import (
@@ -37,13 +44,19 @@ from perception.evaluation import (
     evaluate,
     plot_pr_curves,
 )
-from perception.frames import FrameSource
+from perception.frames import Frame, FrameSource
 from perception.labels import BoxLabels, LabelFile, LabelSet, match_frames, read_labels
+from perception.lanes import LaneMeasurement
+from perception.video_lanes import (
+    LANES_FILE,
+    LaneStep,
+    banner_note,
+    check_frame_size,
+    read_camera_info,
+)
 
 logger = logging.getLogger(__name__)
 
-# TODO(#6): run the lane estimate here too; it needs the camera's calibration (K, mount),
-# which a recorded video does not carry, so eval-video would need a --camera-info option.
 OUTPUT_FILES = (
     "summary.json",
     "annotated.mp4",
@@ -52,6 +65,7 @@ OUTPUT_FILES = (
     "ground_truth_coco.json",
     "metrics.json",
     "pr_curve.png",
+    LANES_FILE,
 )
 CLASS_COLORS_RGB = ((255, 64, 64), (255, 160, 0), (64, 200, 255), (255, 255, 0), (200, 200, 200))
 LABEL_COLOR_RGB = (255, 255, 255)
@@ -64,6 +78,8 @@ class ClipEvalConfig:
     :param labels: YOLO or KITTI label directory, or COCO JSON; None for detection only.
     :param write_video: whether to write ``annotated.mp4``.
     :param max_frames: stop after this many frames (None: all).
+    :param camera_info: JSON file with the camera's calibration, for the lane estimate
+        (see :func:`perception.video_lanes.read_camera_info`); None: no lane estimate.
     """
 
     source: Path
@@ -72,6 +88,7 @@ class ClipEvalConfig:
     write_video: bool = True
     max_frames: int | None = None
     progress: bool = True
+    camera_info: Path | None = None
 
 
 @dataclass
@@ -87,6 +104,7 @@ class _Run:
     wall_s: float = 0.0
     interrupted: bool = False
     truncated: bool = False
+    lanes: LaneStep | None = None
 
     @property
     def read_all(self) -> bool:
@@ -95,23 +113,43 @@ class _Run:
 
 
 class ClipInputs(NamedTuple):
-    """The checked inputs of a run: the frames, and the labels (None without)."""
+    """The checked inputs of a run: the frames, the labels and the calibration (None
+    without)."""
 
     source: FrameSource
     labels: LabelSet | None
+    camera_info: CameraInfo | None = None
 
 
 def check_inputs(config: ClipEvalConfig) -> ClipInputs:
-    """Open the frames and read the labels, checking that they match; touches no output.
+    """Open the frames, read the labels and the calibration, checking that they match;
+    touches no output.
 
     :raises OSError: unreadable input.
-    :raises ValueError: malformed labels, labels that match no frame, unknown classes.
+    :raises ValueError: malformed labels, labels that match no frame, unknown classes; a
+        calibration that is malformed or for another image size than the first frame's.
     """
     source = FrameSource(config.source)
     label_set = read_labels(config.labels) if config.labels is not None else None
     if label_set is not None:
         match_frames(label_set, source.expected_names())
-    return ClipInputs(source, label_set)
+    camera_info = None
+    if config.camera_info is not None:
+        camera_info = read_camera_info(config.camera_info)
+        first = f"the first frame of {str(config.source)!r}"
+        check_frame_size(camera_info, config.camera_info, _first_frame_wh(source), first)
+    return ClipInputs(source, label_set, camera_info)
+
+
+def _first_frame_wh(source: FrameSource) -> tuple[int, int]:
+    frames = iter(source)
+    try:
+        first = next(frames, None)
+    finally:
+        frames.close()
+    if first is None:
+        raise OSError(f"input {str(source.path)!r} yielded no frames")
+    return first.image_rgb.shape[1], first.image_rgb.shape[0]
 
 
 def run_clip_eval(
@@ -135,8 +173,9 @@ def run_clip_eval(
 
 def _run_into(config: ClipEvalConfig, detector: Detector, inputs: ClipInputs) -> dict[str, Any]:
     remove_stale_outputs(config.out)
-    run = _detect_all(config, inputs.source, detector)
+    run = _detect_all(config, inputs, detector)
     summary = _base_summary(config, detector, inputs.source, run)
+    summary["lanes"] = run.lanes.summary() if run.lanes is not None else None
     write_json(config.out / "coco_results.json", coco_results(run.detections))
     if inputs.labels is not None:
         evaluation = _evaluate(config, inputs.labels, run)
@@ -161,19 +200,25 @@ def remove_stale_outputs(out: Path) -> None:
         (out / name).unlink(missing_ok=True)
 
 
-def _detect_all(config: ClipEvalConfig, source: FrameSource, detector: Detector) -> _Run:
-    """The pass over the frames: detect, draw, append the JSON line. On an exception the
-    partial video and JSON lines are discarded; on Ctrl-C what is finished is kept."""
+def _detect_all(config: ClipEvalConfig, inputs: ClipInputs, detector: Detector) -> _Run:
+    """The pass over the frames: detect (and estimate the lane), draw, append the JSON
+    lines. On an exception the partial video and JSON lines are discarded; on Ctrl-C what is
+    finished is kept."""
     from sim.progress import progress_bar
     from sim.video import Mp4Writer
 
+    source = inputs.source
     total = _limit(source.expected_names(), config.max_frames)
     run = _Run([], [], [], [], max_frames=config.max_frames, frames_expected=len(total))
+    if config.camera_info is not None:
+        assert inputs.camera_info is not None, "inputs were checked for another config"
+        run.lanes = LaneStep(inputs.camera_info, config.camera_info)
     video = Mp4Writer(config.out / "annotated.mp4", fps=source.fps) if config.write_video else None
     started = time.perf_counter()
     with (
         atomic_path(config.out / "detections.jsonl") as lines_path,
         lines_path.open("w", encoding="utf-8") as lines,
+        run.lanes.writing(config.out) if run.lanes is not None else contextlib.nullcontext(),
         progress_bar(
             config.progress,
             total=len(total),
@@ -187,15 +232,14 @@ def _detect_all(config: ClipEvalConfig, source: FrameSource, detector: Detector)
                 if config.max_frames is not None and frame.index >= config.max_frames:
                     break
                 detections, latency_ms = _timed_detect(detector, frame.image_rgb)
+                lane = run.lanes.step(frame) if run.lanes is not None else None
                 _record(run, frame.name, frame.image_rgb, detections, latency_ms)
                 lines.write(
                     json.dumps(_frame_record(frame.index, frame.name, detections, latency_ms))
                     + "\n"
                 )
                 if video is not None:
-                    annotated = draw_detections(
-                        frame.image_rgb, detections, frame.index, latency_ms
-                    )
+                    annotated = _annotate(frame, detections, latency_ms, run.lanes, lane)
                     video.write(_fit(annotated, run.sizes_wh[0], frame.image_rgb.shape))
                 bar.update(1)
                 bar.set_postfix(fps=f"{1000.0 / max(np.mean(run.latencies_ms), 1e-6):.1f}")
@@ -222,6 +266,21 @@ def _detect_all(config: ClipEvalConfig, source: FrameSource, detector: Detector)
             run.frames_expected,
         )
     return run
+
+
+def _annotate(
+    frame: Frame,
+    detections: Detections,
+    latency_ms: float,
+    lanes: LaneStep | None,
+    lane: LaneMeasurement | None,
+) -> np.ndarray:
+    """The frame of ``annotated.mp4``: the fitted lane lines (given a calibration) under
+    the boxes, and the banner."""
+    if lanes is None:
+        return draw_detections(frame.image_rgb, detections, frame.index, latency_ms)
+    image_rgb = lanes.draw(frame.image_rgb, lane)
+    return draw_detections(image_rgb, detections, frame.index, latency_ms, banner_note(lane))
 
 
 def _truncation_reason(source: Path, run: _Run) -> str:
@@ -281,9 +340,10 @@ def _frame_record(
 
 
 def draw_detections(
-    image_rgb: np.ndarray, detections: Detections, index: int, latency_ms: float
+    image_rgb: np.ndarray, detections: Detections, index: int, latency_ms: float, note: str = ""
 ) -> np.ndarray:
-    """A copy of the frame with boxes, class names and scores, and a banner line."""
+    """A copy of the frame with boxes, class names and scores, and a banner line (ending in
+    ``note``)."""
     from sim.video import draw_overlay
 
     canvas = image_rgb.copy()
@@ -303,9 +363,8 @@ def draw_detections(
             1,
             cv2.LINE_AA,
         )
-    return draw_overlay(
-        canvas, [f"frame {index}  {len(detections)} detections  {latency_ms:.1f} ms"]
-    )
+    banner = f"frame {index}  {len(detections)} detections  {latency_ms:.1f} ms"
+    return draw_overlay(canvas, [f"{banner}  {note}" if note else banner])
 
 
 def _evaluate(config: ClipEvalConfig, label_set: LabelSet, run: _Run) -> Evaluation:

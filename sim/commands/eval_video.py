@@ -1,4 +1,5 @@
-"""``drivestack eval-video``: detection over a recorded clip, with metrics given labels."""
+"""``drivestack eval-video``: detection over a recorded clip, with metrics given labels and
+the lane estimate given the camera's calibration."""
 
 from __future__ import annotations
 
@@ -37,7 +38,9 @@ def add_parser(subparsers) -> None:
             "computes per-class AP@0.5 and AP@0.5:0.95 with pycocotools over the labelled "
             "frames, and precision and recall at IoU 0.5 at the score threshold that "
             "maximises the class's F1 (printed as thr; not at --conf) (OUT/metrics.json, "
-            "OUT/pr_curve.png). Inputs are checked "
+            "OUT/pr_curve.png). With --camera-info it also estimates the ego lane in every "
+            "frame (OUT/lanes.jsonl, the fitted lines drawn into OUT/annotated.mp4, a lanes "
+            "entry in the summary). Inputs are checked "
             "before OUT is created; a run that fails leaves no summary.json. A video that ends "
             "before the frame count its header states is scored on the frames read, and its "
             "summary says complete: false, with frames_expected, frames_read and the reason."
@@ -57,6 +60,23 @@ def add_parser(subparsers) -> None:
             "traffic_sign lane_line), a KITTI label_2 directory, or a COCO JSON file. Label "
             "files match frames by file stem, or by trailing frame number for videos "
             "(000012.txt = 13th frame); only labelled frames are scored"
+        ),
+    )
+    parser.add_argument(
+        "--camera-info",
+        metavar="PATH",
+        help=(
+            "the calibration of the camera that recorded the clip, for the lane estimate: a "
+            "JSON file holding a CameraInfo (image width and height [px], k: 3x3 intrinsics "
+            "row-major [px], t_camera_ego: 4x4 ego-to-camera transform row-major [m]) as "
+            "msgspec writes it, or a make-dataset episodes/SEED.json whose camera_info entry "
+            "holds one. Its image size must match the frames'. Each frame then gets a line in "
+            "OUT/lanes.jsonl (lateral_offset_m, heading_error_rad, lane_width_m, "
+            "curvature_1pm, the fitted lines; null where no lane is found), the lines are "
+            "drawn into annotated.mp4, and summary.json gets a lanes entry (frames with an "
+            "estimate, their share, median lane width, the lane step's latency, timed "
+            "separately from the detector's). Without it no lane estimate is made (lanes: "
+            "null)"
         ),
     )
     parser.add_argument(
@@ -120,8 +140,9 @@ def run(args: argparse.Namespace) -> int:
         write_video=not args.no_video,
         max_frames=args.max_frames,
         progress=not args.no_progress,
+        camera_info=Path(args.camera_info) if args.camera_info else None,
     )
-    # Frames, labels and weights are checked before --out is created or touched.
+    # Frames, labels, calibration and weights are checked before --out is created or touched.
     inputs = check_inputs(config)
     detector = resolve_detector(args.weights, args.conf, args.trust_weights, args.threads)
     summary = run_clip_eval(config, detector, inputs)
@@ -154,6 +175,14 @@ def format_summary(summary: dict) -> str:
     ]
     if summary.get("truncated"):
         lines.append(f"INCOMPLETE: {summary['incomplete_reason']}")
+    lanes = summary.get("lanes")
+    if lanes:
+        width = lanes["median_lane_width_m"]
+        lines.append(
+            f"lanes: estimate on {lanes['frames_with_estimate']} of {lanes['frames']} frames, "
+            f"median width {'-' if width is None else f'{width:.2f} m'}, lane step "
+            f"{lanes['latency_ms']['mean']:.1f} ms mean (not in the detector latency)"
+        )
     metrics = summary.get("metrics")
     if metrics:
         lines.append(
