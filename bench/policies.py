@@ -10,7 +10,8 @@ Steps (each also runnable by hand; this script only chains them):
        drivestack train-policy --algo qlearning --steps 8000 --seed 0 --out runs/qlearning/s0
 
 2. evaluate in the closed loop (100 episodes per model, evaluation seed 0); each DQN run is
-   represented by ``best_policy.pt``, the model its periodic evaluation kept::
+   represented by ``best_policy.pt``, the model its periodic evaluation kept, which runs with
+   the rollout shield its JSON names (the recipe's ``rollout_shield``)::
 
        drivestack eval-policy runs/dqn/ours_s0/best_policy.pt runs/dqn/ours_s1/best_policy.pt \
            runs/dqn/ours_s2/best_policy.pt rule random runs/qlearning/s0/policy.npz \

@@ -56,17 +56,59 @@ class NetworkSpec:
     @classmethod
     def from_dict(cls, data: Any, source: Path) -> NetworkSpec:
         try:
+            hidden = data["hidden_sizes"]
+            if not isinstance(hidden, list):
+                raise TypeError(f"hidden_sizes must be a list of layer widths, got {hidden!r}")
             spec = cls(
-                int(data["input_size"]),
-                tuple(int(h) for h in data["hidden_sizes"]),
-                int(data["n_actions"]),
+                _layer_size(data["input_size"], "input_size"),
+                tuple(_layer_size(h, "hidden_sizes") for h in hidden),
+                _layer_size(data["n_actions"], "n_actions"),
                 str(data.get("activation", "relu")),
             )
         except (KeyError, TypeError, ValueError) as error:
-            raise PolicyFileError(f"{source}: bad 'network' entry ({error!r})") from None
+            raise PolicyFileError(f"{source}: bad 'network' entry ({error})") from None
         if spec.activation not in _ACTIVATIONS:
             raise PolicyFileError(f"{source}: activation {spec.activation!r} not in {_ACTIVATIONS}")
         return spec
+
+
+MAX_LAYER_SIZE = 65_536
+"""Widest layer a policy file may declare (ours are 256 wide)."""
+
+
+def _layer_size(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must hold whole numbers, got {value!r}")
+    if not 1 <= value <= MAX_LAYER_SIZE:
+        raise ValueError(f"{name} must be in [1, {MAX_LAYER_SIZE}], got {value}")
+    return value
+
+
+def check_weight_shapes(state_dict: dict[str, Any], spec: NetworkSpec, source: Path) -> None:
+    """The weights have the shapes ``spec`` declares, and only finite values: checked before
+    the network is built, so a declared size cannot make the loader allocate what the file
+    does not hold, and a policy of NaNs is refused."""
+    sizes = [spec.input_size, *spec.hidden_sizes, spec.n_actions]
+    expected = {}
+    for layer, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        expected[f"{2 * layer}.weight"] = (n_out, n_in)
+        expected[f"{2 * layer}.bias"] = (n_out,)
+    if set(state_dict) != set(expected):
+        missing = sorted(set(expected) - set(state_dict))
+        extra = sorted(set(state_dict) - set(expected))
+        raise PolicyFileError(
+            f"{source}: weights do not fit the declared network (missing {missing}, "
+            f"unexpected {extra})"
+        )
+    for key, shape in expected.items():
+        tensor = state_dict[key]
+        if tuple(tensor.shape) != shape:
+            raise PolicyFileError(
+                f"{source}: weights do not fit the declared network ({key} has shape "
+                f"{tuple(tensor.shape)}, the JSON declares {shape})"
+            )
+        if not tensor.is_floating_point() or not bool(tensor.isfinite().all()):
+            raise PolicyFileError(f"{source}: {key} holds non-finite or non-float values")
 
 
 def build_q_network(spec: NetworkSpec):
@@ -137,6 +179,7 @@ class DQNPolicy:
             rollout_shield = RolloutShield(observation, rollout_config) if rollout_config else None
         except (TypeError, ValueError) as error:
             raise PolicyFileError(f"{described_in}: bad 'rollout_shield' entry ({error})") from None
+        check_weight_shapes(state_dict, spec, source)
         network = build_q_network(spec)
         try:
             network.load_state_dict(state_dict)

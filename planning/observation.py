@@ -36,6 +36,10 @@ BEHIND_LIMIT_M = -2.0 * 5.0
 """Without ``see_behind``, objects more than two ego lengths (5 m each) behind are hidden."""
 
 
+MAX_VEHICLES = 100
+"""Most rows an observation may have (highway-env's own worlds hold up to 50 vehicles)."""
+
+
 @dataclass(frozen=True)
 class KinematicsConfig:
     """highway-env ``Kinematics`` observation settings (the subset our policies use).
@@ -62,8 +66,15 @@ class KinematicsConfig:
             raise ValueError(
                 f"unknown observation feature(s) {unknown}; choose from {list(KINEMATICS_FEATURES)}"
             )
-        if self.vehicles_count < 1:
-            raise ValueError(f"vehicles_count must be at least 1, got {self.vehicles_count}")
+        if (
+            isinstance(self.vehicles_count, bool)
+            or not isinstance(self.vehicles_count, int)
+            or not 1 <= self.vehicles_count <= MAX_VEHICLES
+        ):
+            raise ValueError(
+                f"vehicles_count must be a whole number in [1, {MAX_VEHICLES}], "
+                f"got {self.vehicles_count!r}"
+            )
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -31,6 +31,8 @@ from planning.shield import FASTER, IDLE, SLOWER, check_observation, decode_scen
 
 ACTION_NAMES = ("LANE_LEFT", "IDLE", "LANE_RIGHT", "FASTER", "SLOWER")
 CONTINUATIONS = (IDLE, SLOWER, FASTER)
+MAX_FRAMES_PER_DECISION = 100
+"""Most simulation steps per decision a rollout shield may be set to run."""
 TRAFFIC_MODELS = {"mobil": (True,), "keep_lane": (False,), "both": (True, False)}
 """Traffic setting -> whether the other drivers may start lane changes, per model run."""
 ROAD_LENGTH_M = 100_000.0
@@ -63,15 +65,19 @@ class RolloutShieldConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.horizon_steps, bool) or not isinstance(self.horizon_steps, int):
-            raise ValueError(f"horizon_steps must be an integer, got {self.horizon_steps!r}")
+            shown = str(self.horizon_steps)[:24]
+            raise ValueError(f"horizon_steps must be a whole number, got {shown}")
         if not 1 <= self.horizon_steps <= 20:
             raise ValueError(f"horizon_steps must be in [1, 20], got {self.horizon_steps}")
         for name in ("policy_hz", "simulation_hz"):
             value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0.0):
-                raise ValueError(f"{name} must be a positive number, got {value}")
-        if round(self.simulation_hz / self.policy_hz) < 1:
-            raise ValueError("simulation_hz must be at least policy_hz")
+            if not (math.isfinite(value) and 0.01 <= value <= 100.0):
+                raise ValueError(f"{name} must be a number in [0.01, 100], got {value}")
+        if not 1 <= round(self.simulation_hz / self.policy_hz) <= MAX_FRAMES_PER_DECISION:
+            raise ValueError(
+                f"simulation_hz / policy_hz must be in [1, {MAX_FRAMES_PER_DECISION}], got "
+                f"{self.simulation_hz} / {self.policy_hz}"
+            )
         if not (math.isfinite(self.length_margin_m) and 0.0 <= self.length_margin_m <= 10.0):
             raise ValueError(f"length_margin_m must be in [0, 10], got {self.length_margin_m}")
         if self.traffic not in TRAFFIC_MODELS:
@@ -103,7 +109,11 @@ class RolloutShieldConfig:
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValueError(f"rollout shield setting {key} must be a number, got {value!r}")
-            values[key] = int(value) if key == "horizon_steps" and value == int(value) else value
+            if not math.isfinite(value):
+                raise ValueError(f"rollout shield setting {key} must be finite, got {value!r}")
+            if key == "horizon_steps" and isinstance(value, float) and value.is_integer():
+                value = int(value) if abs(value) < 1e6 else value
+            values[key] = value
         return cls(**values)
 
 

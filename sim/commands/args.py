@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections import Counter
 
 from sim.envs import SUPPORTED_ENVS
@@ -12,6 +13,15 @@ def positive_int(text: str) -> int:
     value = _int(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def thread_count(text: str) -> int:
+    """CPU threads: a positive integer, at most the machine's CPU count."""
+    value = positive_int(text)
+    cpus = os.cpu_count() or 1
+    if value > cpus:
+        raise argparse.ArgumentTypeError(f"this machine has {cpus} CPUs, got {text!r} threads")
     return value
 
 

@@ -7,7 +7,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from sim.commands.args import output_dir, positive_int
+from sim.commands.args import output_dir, positive_int, thread_count
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument(
         "--threads",
-        type=positive_int,
+        type=thread_count,
         default=1,
         help=(
             "CPU threads the detector uses (default: %(default)s; on a shared or busy CPU one "

@@ -153,7 +153,7 @@ def _class_list(text: str) -> tuple[str, ...]:
             f"expected comma-separated classes among {', '.join(DETECTION_CLASSES[:4])}, "
             f"got {text!r}"
         )
-    return names
+    return tuple(sorted(set(names), key=DETECTION_CLASSES.index))  # one spelling per set
 
 
 def _fraction(text: str) -> float:

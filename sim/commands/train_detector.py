@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -105,25 +106,40 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from perception.detector_training import DetectorTrainConfig, find_data_yaml, train_detector
-    from perception.yolo_detector import is_safe_weights
+def _check_weights(weights: Path, args: argparse.Namespace) -> Path:
+    """``--weights`` must be drivestack weights, or a pickled checkpoint the user trusts."""
+    from perception.yolo_detector import UntrustedWeightsError, load_safe_weights
 
-    data_yaml = find_data_yaml(args.data)
-    weights = None
-    if args.weights is not None:
-        weights = Path(args.weights)
-        if not weights.is_file():
-            raise OSError(f"weights {str(weights)!r} do not exist")
-        if not args.trust_weights and not is_safe_weights(weights):
+    if weights.is_dir():
+        raise IsADirectoryError(f"weights {str(weights)!r} are a directory, not a weights file")
+    if not weights.is_file():
+        raise OSError(f"weights {str(weights)!r} do not exist")
+    try:
+        load_safe_weights(weights)
+    except UntrustedWeightsError:
+        if not args.trust_weights:
             raise ValueError(
                 f"weights {str(weights)!r}: fine-tuning loads a pickled ultralytics checkpoint, "
                 "which runs code stored in it; pass --trust-weights if you trust the file"
-            )
-    if args.time_hours is not None and args.time_hours <= 0:
-        raise ValueError(f"--time-hours must be positive, got {args.time_hours}")
-    if not (args.warmup_epochs >= 0.0):
-        raise ValueError(f"--warmup-epochs must be >= 0, got {args.warmup_epochs}")
+            ) from None
+    except ValueError as error:
+        # Not a readable torch archive, or a plain state_dict that is not ours.
+        raise ValueError(
+            f"{error}; --weights takes drivestack detector weights or an ultralytics "
+            "checkpoint (.pt)"
+        ) from None
+    return weights
+
+
+def run(args: argparse.Namespace) -> int:
+    from perception.detector_training import DetectorTrainConfig, find_data_yaml, train_detector
+
+    data_yaml = find_data_yaml(args.data)
+    weights = None if args.weights is None else _check_weights(Path(args.weights), args)
+    if args.time_hours is not None and not (0 < args.time_hours < math.inf):
+        raise ValueError(f"--time-hours must be a positive number, got {args.time_hours}")
+    if not (0.0 <= args.warmup_epochs < math.inf):
+        raise ValueError(f"--warmup-epochs must be a number >= 0, got {args.warmup_epochs}")
     if not 0.0 < args.fraction <= 1.0:
         raise ValueError(f"--fraction must be in (0, 1], got {args.fraction}")
     out = check_writable_dir(args.out)

@@ -159,7 +159,7 @@ def test_fine_tuning_needs_trust(tmp_path, capsys):
     (tmp_path / "data.yaml").write_text(f"path: .\ntrain: images\nval: images\nnames:\n{names}")
     (tmp_path / "images").mkdir()
     (tmp_path / "images" / "a.jpg").write_bytes(b"")
-    (tmp_path / "coco.pt").write_bytes(b"x")
+    torch.save(torch.nn.Linear(2, 2), tmp_path / "coco.pt")  # a pickle, as ultralytics saves
     code = main(
         [
             "train-detector",
@@ -186,3 +186,33 @@ def test_fine_tuning_starts_from_drivestack_weights_without_trust(random_weights
         if tensor.is_floating_point():
             # The file stores float16.
             torch.testing.assert_close(tensor.float(), expected[name].float(), atol=2e-3, rtol=2e-3)
+
+
+@pytest.mark.parametrize("kind", ["text", "random", "truncated", "foreign_state_dict", "directory"])
+def test_fine_tuning_refuses_broken_weights_without_suggesting_trust(
+    tmp_path, capsys, random_weights, kind
+):
+    names = "".join(f"  {i}: {n}\n" for i, n in enumerate(BOX_CLASS_NAMES))
+    (tmp_path / "data.yaml").write_text(f"path: .\ntrain: images\nval: images\nnames:\n{names}")
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "a.jpg").write_bytes(b"")
+    weights = tmp_path / "w.pt"
+    if kind == "text":
+        weights.write_text("not weights")
+    elif kind == "random":
+        weights.write_bytes(np.random.default_rng(0).bytes(5000))
+    elif kind == "truncated":
+        weights.write_bytes(random_weights.read_bytes()[:20000])
+    elif kind == "foreign_state_dict":
+        torch.save({"layer.weight": torch.zeros(2, 2)}, weights)
+    else:
+        weights.mkdir()
+    out = tmp_path / "o"
+    code = main(
+        ["train-detector", "--data", str(tmp_path), "--weights", str(weights), "--out", str(out)]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "w.pt" in err
+    assert "--trust-weights" not in err
+    assert not out.exists()

@@ -171,3 +171,74 @@ def test_training_reward_values_are_checked_by_name():
         TrainConfig.from_dict({"training_reward": {"reward_speed_range": [20]}})
     ok = TrainConfig.from_dict({"training_reward": {"reward_speed_range": [20, 30]}})
     assert ok.training_reward["reward_speed_range"] == [20, 30]
+
+
+def _shipped_copy(tmp_path, edit=None, weights=None):
+    """A copy of the shipped policy with its JSON edited (``edit(metadata)``) or its weights
+    replaced (``weights(state_dict)``)."""
+    import torch
+
+    source = shipped_policy_path()
+    target = tmp_path / "policy.pt"
+    state = torch.load(source, weights_only=True)
+    if weights is not None:
+        weights(state)
+    torch.save(state, target)
+    metadata = json.loads(source.with_suffix(".json").read_text())
+    if edit is not None:
+        edit(metadata)
+    target.with_suffix(".json").write_text(json.dumps(metadata))
+    return target
+
+
+@pytest.mark.parametrize(
+    "network, message",
+    [
+        ({"input_size": 35, "hidden_sizes": [20000, 20000], "n_actions": 5}, "has shape"),
+        ({"input_size": 35, "hidden_sizes": [-5], "n_actions": 5}, "hidden_sizes must be in"),
+        ({"input_size": 35, "hidden_sizes": [256, 256], "n_actions": -1}, "n_actions"),
+        ({"input_size": 35, "hidden_sizes": "256", "n_actions": 5}, "list of layer widths"),
+        ({"input_size": 35, "hidden_sizes": [256.7, 256], "n_actions": 5}, "whole numbers"),
+        ({"input_size": 35, "hidden_sizes": [10**400], "n_actions": 5}, "hidden_sizes"),
+    ],
+)
+def test_a_declared_network_is_checked_against_the_weights_first(tmp_path, network, message):
+    def edit(metadata):
+        metadata["network"] = network
+
+    with pytest.raises(PolicyFileError, match=message):
+        DQNPolicy.load(_shipped_copy(tmp_path, edit))
+
+
+def test_weights_that_are_not_finite_are_refused(tmp_path):
+    def poison(state):
+        state["0.weight"][0, 0] = float("nan")
+
+    with pytest.raises(PolicyFileError, match="non-finite"):
+        DQNPolicy.load(_shipped_copy(tmp_path, weights=poison))
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"policy_hz": 0.001, "simulation_hz": 1000},
+        {"horizon_steps": float("inf")},
+        {"horizon_steps": 1e300},
+        {"policy_hz": 1e-320},
+        {"horizon_steps": float("nan")},
+    ],
+)
+def test_rollout_shield_settings_that_would_hang_or_overflow_are_refused(tmp_path, entry):
+    def edit(metadata):
+        metadata["rollout_shield"] = entry
+
+    with pytest.raises(PolicyFileError, match="rollout_shield"):
+        DQNPolicy.load(_shipped_copy(tmp_path, edit))
+
+
+def test_an_observation_of_absurd_size_is_refused(tmp_path):
+    def edit(metadata):
+        metadata["observation"]["vehicles_count"] = 10**400
+
+    with pytest.raises(PolicyFileError, match="vehicles_count"):
+        DQNPolicy.load(_shipped_copy(tmp_path, edit))
