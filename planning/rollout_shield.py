@@ -57,7 +57,7 @@ class RolloutShieldConfig:
         each, so a driver is neither counted on to make room nor assumed never to cut in.
     """
 
-    horizon_steps: int = 8
+    horizon_steps: int = 10
     policy_hz: float = 1.0
     simulation_hz: float = 5.0
     length_margin_m: float = 2.0
@@ -251,6 +251,9 @@ class RolloutShield:
                 target_speed=vx,
                 enable_lane_change=lane_changes,
             )
+            # When a driver next reconsiders its lane is hidden: the model has every driver
+            # decide at once, the earliest it could.
+            other.timer = 1.001 * other.LANE_CHANGE_DELAY
             other.LENGTH = float(length) + self.config.length_margin_m
             other.diagonal = math.hypot(other.LENGTH, other.WIDTH)  # its collision pre-check
             road.vehicles.append(other)
