@@ -146,8 +146,7 @@ def test_briefly_trained_localizer_beats_dead_reckoning_on_a_held_out_drive():
     # brief a training its landmarks are too poor to choose among lanes): its single-frame
     # fixes still beat dead reckoning. Measured: 4.1 m against 6.8 m.
     # TODO(#7): the fused estimate of this CNN-only set-up is worse than its fixes (8.1 m;
-    # 4.8 m with the package versions of the session): the filter trusts odometry
-    # too much when no dash measurement pins x.
+    # it was 4.8 m with the package versions of the session); not yet investigated.
     cnn_only = LocalizerConfig(use_dashes=False, use_lane_paint=False, lane_hypotheses=1)
     result = evaluate(net, [901], held_out, noise, cnn_only)
     fix = np.mean(result.fix_position_m)
