@@ -234,4 +234,4 @@ def test_a_policy_whose_weights_do_not_fit_says_what_does_not_fit(tmp_path, caps
     )
     assert main(["sim", "--planner", f"dqn:{tmp_path / 'p.pt'}", "--out", str(tmp_path)]) == 2
     error = capsys.readouterr().err
-    assert "weights do not fit the declared network (size mismatch for 0.weight" in error
+    assert "weights do not fit the declared network (0.weight has shape (16, 25)" in error
