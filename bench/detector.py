@@ -52,7 +52,13 @@ def main() -> None:
 
     weights = [Path(w) for w in args.weights] if args.weights else [SHIPPED_DETECTOR, *TEACHERS]
     weights = [w for w in weights if w.is_file()]
-    detectors = {w.name: load_detector(w, conf=args.conf, threads=args.threads) for w in weights}
+    names = [w.name for w in weights]
+    # Two files of one name (a model and its retrained copy) are told apart by their paths.
+    labels = [str(w) if names.count(w.name) > 1 else w.name for w in weights]
+    detectors = {
+        label: load_detector(w, conf=args.conf, threads=args.threads)
+        for label, w in zip(labels, weights, strict=True)
+    }
 
     print(
         f"speed on {SPEED_WH[0]}x{SPEED_WH[1]} frames ({args.frames} timed, after 3 warm-up, "
