@@ -21,8 +21,8 @@ import torch
 from perception.classes import BOX_CLASS_NAMES, CLASS_NAMES, map_class_name
 from perception.labels import LabelFormatError, _names_from_yaml
 from perception.yolo_detector import (
+    UntrustedWeightsError,
     export_safe_weights,
-    is_safe_weights,
     load_safe_weights,
     model_from_safe_weights,
 )
@@ -204,9 +204,10 @@ def load_source_model(path: Path):
     unpickling, so always safe) or an ultralytics checkpoint (the caller trusts it)."""
     from ultralytics import YOLO
 
-    if is_safe_weights(path):
+    try:
         return model_from_safe_weights(load_safe_weights(path))
-    return YOLO(str(path), task="detect").model
+    except UntrustedWeightsError:
+        return YOLO(str(path), task="detect").model
 
 
 def _map_head(trainer, source_model, source_names: list[str]) -> None:

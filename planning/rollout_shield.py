@@ -27,7 +27,14 @@ from typing import Any
 import numpy as np
 
 from planning.observation import LANE_WIDTH_M, KinematicsConfig
-from planning.shield import FASTER, IDLE, SLOWER, check_observation, decode_scene
+from planning.shield import (
+    FASTER,
+    IDLE,
+    SLOWER,
+    check_observation,
+    decode_scene,
+    settings_from_json,
+)
 
 ACTION_NAMES = ("LANE_LEFT", "IDLE", "LANE_RIGHT", "FASTER", "SLOWER")
 CONTINUATIONS = (IDLE, SLOWER, FASTER)
@@ -91,29 +98,18 @@ class RolloutShieldConfig:
     @classmethod
     def from_dict(cls, data: Any) -> RolloutShieldConfig | None:
         """Settings from JSON (None: no rollout shield); raises ValueError naming the fault."""
-        if data is None:
+        values = settings_from_json(
+            data, cls.__dataclass_fields__, "rollout shield", text_keys=("traffic",)
+        )
+        if values is None:
             return None
-        if not isinstance(data, dict):
-            raise ValueError(f"must be an object of settings or null, got {type(data).__name__}")
-        extra = sorted(set(data) - set(cls.__dataclass_fields__))
-        if extra:
-            raise ValueError(f"unknown rollout shield setting(s) {extra}")
-        values = {}
-        for key, value in data.items():
+        for key, value in values.items():
             if key == "traffic":
-                if not isinstance(value, str):
-                    raise ValueError(
-                        f"rollout shield setting traffic must be a string, got {value!r}"
-                    )
-                values[key] = value
                 continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"rollout shield setting {key} must be a number, got {value!r}")
             if not math.isfinite(value):
                 raise ValueError(f"rollout shield setting {key} must be finite, got {value!r}")
             if key == "horizon_steps" and isinstance(value, float) and value.is_integer():
-                value = int(value) if abs(value) < 1e6 else value
-            values[key] = value
+                values[key] = int(value) if abs(value) < 1e6 else value
         return cls(**values)
 
 

@@ -15,6 +15,7 @@ Frame: highway-env's (x forward along the road, y to the right); lane ``i`` is c
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -29,6 +30,28 @@ VEHICLE_LENGTH_M = 5.0
 """highway-env's vehicle length: bumper gaps are centre distances minus this."""
 
 REQUIRED_FEATURES = ("presence", "x", "y", "vx", "vy")
+
+
+def settings_from_json(
+    data: Any, known: Iterable[str], what: str, text_keys: tuple[str, ...] = ()
+) -> dict[str, Any] | None:
+    """A shield's settings object from JSON, checked: None for null; otherwise a dict of
+    known keys whose values are numbers (strings for ``text_keys``). Raises ValueError naming
+    the ``what`` setting at fault."""
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise ValueError(f"must be an object of settings or null, got {type(data).__name__}")
+    extra = sorted(set(data) - set(known))
+    if extra:
+        raise ValueError(f"unknown {what} setting(s) {extra}")
+    for key, value in data.items():
+        if key in text_keys:
+            if not isinstance(value, str):
+                raise ValueError(f"{what} setting {key} must be a string, got {value!r}")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{what} setting {key} must be a number, got {value!r}")
+    return dict(data)
 
 
 @dataclass(frozen=True)
@@ -75,19 +98,10 @@ class ShieldConfig:
     @classmethod
     def from_dict(cls, data: Any) -> ShieldConfig | None:
         """Settings from JSON (None: no shield); raises ValueError naming what is wrong."""
-        if data is None:
+        values = settings_from_json(data, cls.__dataclass_fields__, "shield")
+        if values is None:
             return None
-        if not isinstance(data, dict):
-            raise ValueError(f"must be an object of settings or null, got {type(data).__name__}")
-        extra = sorted(set(data) - set(cls.__dataclass_fields__))
-        if extra:
-            raise ValueError(f"unknown shield setting(s) {extra}")
-        values = {}
-        for key, value in data.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"shield setting {key} must be a number, got {value!r}")
-            values[key] = float(value)
-        return cls(**values)
+        return cls(**{key: float(value) for key, value in values.items()})
 
 
 @dataclass(frozen=True)
