@@ -71,7 +71,7 @@ def main() -> None:
 
     if args.sim_data is not None:
         images, labels = _split_dirs(args.sim_data)
-        print(f"\nAP@0.5 (AP@0.5:0.95) on held-out simulated frames {images}")
+        print(f"\nAP@0.5 (AP@0.5:0.95) on held-out simulated frames {images} (labels {labels})")
         _ap_table(detectors, images, labels, CLASSES)
     if KITTI.is_dir():
         print(f"\nAP@0.5 (AP@0.5:0.95) on the real KITTI frames {KITTI}")
@@ -106,10 +106,13 @@ def _speed_frame(sim_data: Path | None):
 
 
 def _split_dirs(root: Path) -> tuple[Path, Path]:
+    """Images and labels of the val split, else the train split: the COCO ground truth with
+    ignore regions where make-dataset wrote one, else the YOLO labels."""
     for split in ("val", "train"):
         images = root / "images" / split
         if images.is_dir() and any(images.iterdir()):
-            return images, root / "labels" / split
+            coco = root / "coco" / f"{split}.json"
+            return images, coco if coco.is_file() else root / "labels" / split
     raise SystemExit(f"{root}: no images/val or images/train")
 
 

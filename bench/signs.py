@@ -1,7 +1,9 @@
 """Sign classifier benchmark: held-out accuracy of the shipped weights on the real crops
-(the last 20 % of each class's files), per class, and the classification speed.
+(the last 20 % of each class's files), per class, and the classification speed; with
+--rendered, also on the sign plates of simulated frames (a make-dataset directory of
+episodes the classifier was not trained on; all its splits are used).
 
-    python -m bench.signs [--data ../shared/data/signs]
+    python -m bench.signs [--data ../shared/data/signs] [--rendered runs/data/sim_signs_test]
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ def main() -> None:
     )
     parser.add_argument("--data", type=Path, default=SHARED / "data/signs")
     parser.add_argument("--holdout", type=float, default=0.2)
+    parser.add_argument("--rendered", type=Path, help="make-dataset directory of held-out episodes")
     args = parser.parse_args()
 
     import numpy as np
@@ -46,6 +49,35 @@ def main() -> None:
     print(
         f"held-out accuracy {float(np.mean(predicted == truth)):.4f} on {len(truth)} crops; "
         f"{elapsed_ms / len(truth):.2f} ms per crop (batched)"
+    )
+    if args.rendered is not None:
+        _rendered_table(classifier, args.rendered)
+
+
+def _rendered_table(classifier, root: Path) -> None:
+    import numpy as np
+
+    from perception.rendered_signs import load_rendered_signs
+    from perception.sign_training import predict
+
+    crops = load_rendered_signs(root)
+    index = {name: i for i, name in enumerate(classifier.class_names)}
+    index[""] = 0
+    known = [name in index for name in crops.names]
+    truth = np.array([index.get(name, -1) for name in crops.names])
+    predicted = predict(classifier.model, crops.images)
+    print(f"\nrendered sign plates of {root} ({len(truth)} crops)")
+    print(f"{'class':>36} {'n':>4} {'accuracy':>8}")
+    for name in sorted(set(crops.names)):
+        mask = np.array([n == name for n in crops.names])
+        shown = name or classifier.class_names[0]
+        accuracy = (
+            float(np.mean(predicted[mask] == truth[mask])) if index.get(name) is not None else 0.0
+        )
+        print(f"{shown:>36} {int(mask.sum()):>4} {accuracy:8.3f}")
+    print(
+        f"rendered accuracy {float(np.mean(predicted == truth)):.4f} "
+        f"({sum(not k for k in known)} crops of classes the classifier lacks)"
     )
 
 

@@ -42,6 +42,8 @@ class DetectorTrainConfig:
         learning-rate schedule to the time).
     :param warmup_epochs: epochs of learning-rate warm-up (ultralytics counts at least 100
         iterations).
+    :param hyp: further ultralytics training settings as (key, value) pairs, checked by
+        :func:`parse_hyp` (e.g. ``("scale", 0.25)``, ``("close_mosaic", 1)``).
     """
 
     data_yaml: Path
@@ -57,6 +59,73 @@ class DetectorTrainConfig:
     fraction: float = 1.0
     time_hours: float | None = None
     warmup_epochs: float = 3.0
+    hyp: tuple[tuple[str, Any], ...] = ()
+
+
+RESERVED_HYP_KEYS = frozenset(
+    {
+        "model",
+        "data",
+        "epochs",
+        "time",
+        "imgsz",
+        "batch",
+        "device",
+        "workers",
+        "project",
+        "name",
+        "exist_ok",
+        "plots",
+        "seed",
+        "deterministic",
+        "patience",
+        "fraction",
+        "amp",
+        "verbose",
+        "warmup_epochs",
+        "resume",
+        "pretrained",
+        "mode",
+        "task",
+        "save_dir",
+        "cfg",
+    }
+)
+"""ultralytics settings that train-detector sets itself (or that have options of their own)."""
+
+
+def parse_hyp(items: list[str]) -> tuple[tuple[str, Any], ...]:
+    """``KEY=VALUE`` strings -> checked (key, value) pairs of ultralytics training settings.
+    Values are read as YAML scalars (``0.25``, ``true``, ``SGD``).
+
+    :raises ValueError: naming the item, for a malformed item, a key ultralytics does not
+        know, one train-detector sets itself, or a value that is not a finite scalar.
+    """
+    import math
+
+    import yaml
+    from ultralytics.cfg import DEFAULT_CFG_DICT
+
+    pairs = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key or not text.strip():
+            raise ValueError(f"--hyp {item!r}: expected KEY=VALUE, e.g. scale=0.25")
+        if key in RESERVED_HYP_KEYS:
+            raise ValueError(f"--hyp {item!r}: {key!r} is set by train-detector or its options")
+        if key not in DEFAULT_CFG_DICT:
+            raise ValueError(f"--hyp {item!r}: ultralytics has no training setting {key!r}")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = None
+        if not isinstance(value, (bool, int, float, str)) or (
+            isinstance(value, float) and not math.isfinite(value)
+        ):
+            raise ValueError(f"--hyp {item!r}: the value must be a finite number, bool or word")
+        pairs[key] = value
+    return tuple(sorted(pairs.items()))
 
 
 def find_data_yaml(data: str | os.PathLike) -> Path:
@@ -179,6 +248,7 @@ def train_detector(config: DetectorTrainConfig) -> dict[str, Any]:
         verbose=False,
         warmup_epochs=config.warmup_epochs,
         **({"time": config.time_hours} if config.time_hours else {}),
+        **dict(config.hyp),
     )
     run_dir = config.out / "ultralytics"
     best = run_dir / "weights" / "best.pt"

@@ -105,3 +105,20 @@ def _column_y_at(
     if not np.all(np.isfinite([ax, ay, bx, by])) or abs(bx - ax) < 1e-9:
         return None
     return float(ay + (x_m - ax) * (by - ay) / (bx - ax))
+
+
+POLE_ASPECT = 1.5
+"""A sign box taller than this many times its width holds the pole as well as the plate."""
+PLATE_SHARE = 0.32
+"""Least share of such a box's height the plate takes (a 0.9 m plate centred 2.4 m up)."""
+
+
+def plate_box(box_xyxy: np.ndarray) -> np.ndarray:
+    """The plate of a sign box [px]: our detector's sign boxes hold the pole too, so when a box
+    is much taller than wide its top part (as tall as it is wide, or ``PLATE_SHARE`` of the box
+    when seen at an angle) is the plate; other boxes (plate-only crops) are kept whole."""
+    x0, y0, x1, y1 = (float(v) for v in box_xyxy)
+    width, height = x1 - x0, y1 - y0
+    if height <= POLE_ASPECT * width:
+        return np.array([x0, y0, x1, y1])
+    return np.array([x0, y0, x1, y0 + max(width, PLATE_SHARE * height)])

@@ -37,7 +37,12 @@ from bus.messages.perception import (
 )
 from perception.classes import CLASS_IDS, CLASS_NAMES
 from perception.detector import Detections, Detector
-from perception.geometry import box_footprint_centre, box_ground_contact, camera_matrices
+from perception.geometry import (
+    box_footprint_centre,
+    box_ground_contact,
+    camera_matrices,
+    plate_box,
+)
 from perception.lanes import LaneConfig, estimate_lane
 from perception.tracker import Track, Tracker, TrackerConfig
 
@@ -298,7 +303,7 @@ class PerceptionNode:
             and np.min(detections.boxes_xyxy[i, 2:] - detections.boxes_xyxy[i, :2])
             >= self.config.sign_min_px
         ]
-        crops = [_crop(pixels, detections.boxes_xyxy[i]) for i in sign_rows]
+        crops = [_crop(pixels, plate_box(detections.boxes_xyxy[i])) for i in sign_rows]
         observations = []
         for row, prediction in zip(sign_rows, self.sign_classifier.classify(crops), strict=True):
             if prediction.class_index == 0:  # "not a sign"

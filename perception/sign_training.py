@@ -50,13 +50,20 @@ class SignTrainResult(NamedTuple):
     per_class_test_accuracy: dict[str, float | None]
     test_count: int
     train_count: int
+    split: Split
+    test_predicted: np.ndarray
 
 
-def holdout_split(labels: np.ndarray, fraction: float) -> Split:
-    """Hold out the last ``fraction`` (at least one) of each class in dataset order."""
-    train, test = [], []
-    for label in np.unique(labels):
-        indices = np.flatnonzero(labels == label)
+def holdout_split(labels: np.ndarray, fraction: float, fixed: np.ndarray | None = None) -> Split:
+    """Hold out the last ``fraction`` (at least one) of each class in dataset order.
+
+    :param fixed: per crop -1 (split by the rule above), 0 (always trained on) or 1 (always
+        held out), e.g. rendered crops whose episodes are split already.
+    """
+    fixed = np.full(len(labels), -1) if fixed is None else np.asarray(fixed)
+    train, test = list(np.flatnonzero(fixed == 0)), list(np.flatnonzero(fixed == 1))
+    for label in np.unique(labels[fixed == -1]):
+        indices = np.flatnonzero((labels == label) & (fixed == -1))
         held = max(1, round(len(indices) * fraction))
         train.extend(indices[:-held])
         test.extend(indices[-held:])
@@ -106,15 +113,16 @@ def predict(model: SignNet, images: np.ndarray, batch_size: int = 256) -> np.nda
 
 
 def train_sign_classifier(
-    data: SignDataset, config: SignTrainConfig, progress=None
+    data: SignDataset, config: SignTrainConfig, progress=None, fixed_split=None
 ) -> SignTrainResult:
     """Train on the training split, report accuracy on the held-out split.
 
     :param progress: optional callable ``(epoch, loss)`` called after each epoch.
+    :param fixed_split: crops whose split is given, as for :func:`holdout_split`.
     """
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    split = holdout_split(data.labels, config.holdout_fraction)
+    split = holdout_split(data.labels, config.holdout_fraction, fixed_split)
     model = SignNet(len(data.class_names))
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
@@ -160,4 +168,6 @@ def _evaluate(model: SignNet, data: SignDataset, split: Split) -> SignTrainResul
         per_class_test_accuracy=per_class,
         test_count=len(split.test),
         train_count=len(split.train),
+        split=split,
+        test_predicted=test_pred,
     )

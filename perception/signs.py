@@ -22,8 +22,6 @@ from torch import nn
 
 logger = logging.getLogger(__name__)
 
-# TODO(#6): train on rendered sim signs as well; the classes are the 13 of the real crops
-# (../shared/data/signs), so signs that only the simulator draws are not told apart.
 CROP_PX = 32
 """Side of the square crop the classifier sees [px]."""
 

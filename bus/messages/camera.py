@@ -74,6 +74,7 @@ class BoxLabel(msgspec.Struct, frozen=True, kw_only=True):
     :param distance_m: distance from the camera to the closest point of the object's
         footprint, on the ground [m].
     :param sign_type: a :class:`~bus.messages.world.SignType` value for traffic signs, else "".
+    :param speed_limit_kph: the number a speed-limit sign's plate shows [km/h], else 0.
     """
 
     object_id: int
@@ -84,6 +85,7 @@ class BoxLabel(msgspec.Struct, frozen=True, kw_only=True):
     distance_m: float
     visible_px: int = 0
     sign_type: str = ""
+    speed_limit_kph: int = 0
 
 
 class LaneLineLabel(msgspec.Struct, frozen=True, kw_only=True):

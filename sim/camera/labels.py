@@ -43,6 +43,7 @@ def box_labels(result: RenderResult, width: int, height: int) -> tuple[BoxLabel,
                 distance_m=item.distance_m,
                 visible_px=item.visible_px,
                 sign_type=item.sign_type,
+                speed_limit_kph=item.speed_limit_kph,
             )
         )
     return tuple(labels)
@@ -227,6 +228,7 @@ def labels_to_json(labels: FrameLabels) -> dict:
                 "distance_m": round(b.distance_m, 3),
                 "visible_px": b.visible_px,
                 "sign_type": b.sign_type,
+                "speed_limit_kph": b.speed_limit_kph,
             }
             for b in labels.boxes
         ],

@@ -17,7 +17,7 @@ import numpy as np
 
 from bus.messages import EgoState, LaneGeometry, ObjectClass, ObjectList
 from bus.messages.camera import LabelClass
-from bus.messages.world import StaticWorld
+from bus.messages.world import SignType, StaticWorld
 from sim.camera import meshes, plates, raster, road
 from sim.camera.model import CameraModel
 from sim.camera.randomize import Appearance, SensorEffects
@@ -48,6 +48,7 @@ class ObjectProjection:
     :param unoccluded_px: image pixels it covers when drawn alone.
     :param visible_px: pixels of it in the rendered frame.
     :param distance_m: from the camera to the closest point of its footprint [m].
+    :param speed_limit_kph: the number a speed-limit sign's plate shows [km/h], else 0.
     """
 
     object_id: int
@@ -58,6 +59,7 @@ class ObjectProjection:
     outline_xyxy: tuple[float, float, float, float]
     unoccluded_px: int
     visible_px: int
+    speed_limit_kph: int = 0
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,8 @@ class Renderer(Protocol):
 @dataclass
 class _Objects:
     """Objects as arrays: ids (N,), poses (N, 3) x, y, yaw, dims (N, 3) for the templates,
-    half extents of the footprint (N, 2), and per object its class, sign type, template."""
+    half extents of the footprint (N, 2), and per object its class, sign type, the number on
+    its plate (speed limits; 0 otherwise), template."""
 
     ids: np.ndarray
     poses: np.ndarray
@@ -95,6 +98,7 @@ class _Objects:
     half: np.ndarray
     classes: list[LabelClass]
     sign_types: list[str]
+    sign_kph: list[int]
     templates: list[meshes.Template]
 
     @staticmethod
@@ -106,6 +110,7 @@ class _Objects:
             np.concatenate([p.half for p in parts]),
             [c for p in parts for c in p.classes],
             [t for p in parts for t in p.sign_types],
+            [k for p in parts for k in p.sign_kph],
             [t for p in parts for t in p.templates],
         )
 
@@ -263,12 +268,13 @@ def _dynamic_objects(objects: ObjectList) -> _Objects:
         rows[:, 4:6] / 2,
         classes,
         [""] * len(items),
+        [0] * len(items),
         templates,
     )
 
 
 def _static_objects(static: StaticWorld) -> _Objects:
-    ids, poses, dims, half, classes, sign_types, templates = [], [], [], [], [], [], []
+    ids, poses, dims, half, classes, sign_types, sign_kph, templates = ([] for _ in range(8))
     for sign in static.signs:
         ids.append(sign.sign_id)
         poses.append((sign.pose.x, sign.pose.y, sign.pose.yaw))
@@ -276,6 +282,8 @@ def _static_objects(static: StaticWorld) -> _Objects:
         half.append((0.1, sign.plate_size_m / 2))
         classes.append(LabelClass.TRAFFIC_SIGN)
         sign_types.append(sign.sign_type.value)
+        shows_limit = sign.sign_type == SignType.SPEED_LIMIT and sign.speed_limit_mps > 0
+        sign_kph.append(int(plates.speed_limit_text(sign.speed_limit_mps)) if shows_limit else 0)
         templates.append(
             meshes.sign_template(sign.sign_type, sign.plate_size_m, sign.plate_center_height_m)
         )
@@ -286,6 +294,7 @@ def _static_objects(static: StaticWorld) -> _Objects:
         half.append((landmark.length_m / 2, landmark.width_m / 2))
         classes.append(LabelClass.LANDMARK)
         sign_types.append("")
+        sign_kph.append(0)
         templates.append(meshes.landmark_template(landmark))
     return _Objects(
         np.array(ids, np.int64),
@@ -294,6 +303,7 @@ def _static_objects(static: StaticWorld) -> _Objects:
         np.array(half, float).reshape(-1, 2),
         classes,
         sign_types,
+        sign_kph,
         templates,
     )
 
@@ -350,6 +360,7 @@ def _projections(
                 object_id=object_id,
                 label_class=objects.classes[index],
                 sign_type=objects.sign_types[index],
+                speed_limit_kph=objects.sign_kph[index],
                 distance_m=float(distance[index]),
                 bbox_xyxy=filled,
                 outline_xyxy=outline,

@@ -8,8 +8,11 @@ Layout under ``--out``::
     labels/{train,val}/NAME.txt    YOLO boxes "class cx cy w h", normalised
     annotations/{train,val}/NAME.json
                                    exact labels: boxes with ids, visible fraction, truncation,
-                                   distance, sign type; lane lines as image and ego-frame
-                                   polylines
+                                   distance, sign type and speed-limit number; lane lines
+                                   as image and ego-frame polylines
+    coco/{train,val}.json          COCO ground truth of the boxes; those left out of the YOLO
+                                   labels (--min-height-px, --min-visible) are iscrowd
+                                   ignore regions
     lane_seg/data.yaml             YOLO segmentation dataset of the lane lines (class 4):
     lane_seg/images/{train,val}/NAME.jpg   hard links to the images above (copies where links
     lane_seg/labels/{train,val}/NAME.txt   are impossible), polygons around each lane line
@@ -39,6 +42,7 @@ import cv2
 from bus.atomic import atomic_path, check_writable_dir, write_json, write_text
 from bus.messages.camera import DETECTION_CLASSES, FrameLabels, Image
 from sim.camera import CameraConfig, image_array
+from sim.camera.coco import write_coco_splits
 from sim.camera.labels import labels_to_json, yolo_box_rows, yolo_segment_rows
 from sim.camera.model import CameraModel
 from sim.commands.args import add_env_argument, nonnegative_int, positive_float, positive_int
@@ -60,7 +64,9 @@ def add_parser(subparsers) -> None:
             "Drive episodes with the rule planner and save the front camera's frames with exact "
             "labels: YOLO boxes (car, truck, pedestrian, traffic_sign), per-frame JSON (boxes "
             "with ids and visible fraction, lane lines as image and road polylines) and YOLO "
-            "segmentation polygons of the lane lines. Whole episodes go to train or val. "
+            "segmentation polygons of the lane lines, and COCO ground truth (coco/SPLIT.json) "
+            "in which the boxes too small or hidden to train on are ignore regions. Whole "
+            "episodes go to train or val. "
             "Rerunning with the same arguments resumes."
         ),
     )
@@ -305,6 +311,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         loop.close()
     summary = _summary(out, args)
+    write_coco_splits(out, SPLITS, args.min_visible, args.min_height_px)
     write_json(out / "dataset.json", summary)
     for split in ("train", "val"):
         if not summary["splits"][split]["frames"]:

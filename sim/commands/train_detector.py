@@ -95,6 +95,17 @@ def add_parser(subparsers) -> None:
         "a fine-tune of weights trained on the same data needs less, e.g. 0.3)",
     )
     parser.add_argument(
+        "--hyp",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=(
+            "another ultralytics training setting, repeatable (e.g. --hyp scale=0.25 --hyp "
+            "close_mosaic=1 --hyp lr0=0.002 --hyp optimizer=SGD); see ultralytics' "
+            "default.yaml for the keys"
+        ),
+    )
+    parser.add_argument(
         "--seed", type=nonnegative_int, default=0, help="seed (default: %(default)s)"
     )
     parser.add_argument(
@@ -132,8 +143,14 @@ def _check_weights(weights: Path, args: argparse.Namespace) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from perception.detector_training import DetectorTrainConfig, find_data_yaml, train_detector
+    from perception.detector_training import (
+        DetectorTrainConfig,
+        find_data_yaml,
+        parse_hyp,
+        train_detector,
+    )
 
+    hyp = parse_hyp(args.hyp)
     data_yaml = find_data_yaml(args.data)
     weights = None if args.weights is None else _check_weights(Path(args.weights), args)
     if args.time_hours is not None and not (0 < args.time_hours < math.inf):
@@ -157,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
         fraction=args.fraction,
         time_hours=args.time_hours,
         warmup_epochs=args.warmup_epochs,
+        hyp=hyp,
     )
     started = time.perf_counter()
     result = train_detector(config)
@@ -169,6 +187,7 @@ def run(args: argparse.Namespace) -> int:
         "batch": args.batch,
         "seed": args.seed,
         "fine_tuned_from": None if weights is None else str(weights),
+        "hyp": dict(hyp),
         "wall_s": time.perf_counter() - started,
         **result,
     }

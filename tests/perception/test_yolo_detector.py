@@ -216,3 +216,38 @@ def test_fine_tuning_refuses_broken_weights_without_suggesting_trust(
     assert "w.pt" in err
     assert "--trust-weights" not in err
     assert not out.exists()
+
+
+def test_hyp_settings_are_read_and_checked():
+    from perception.detector_training import parse_hyp
+
+    assert parse_hyp(["scale=0.25", "optimizer=SGD", "close_mosaic=1", "cos_lr=true"]) == (
+        ("close_mosaic", 1),
+        ("cos_lr", True),
+        ("optimizer", "SGD"),
+        ("scale", 0.25),
+    )
+    for item, says in [
+        ("scale", "KEY=VALUE"),
+        ("=3", "KEY=VALUE"),
+        ("no_such_setting=1", "no training setting"),
+        ("epochs=3", "set by train-detector"),
+        ("device=0", "set by train-detector"),
+        ("lr0=.inf", "finite"),
+        ("lr0=[1, 2]", "finite"),
+    ]:
+        with pytest.raises(ValueError, match=says) as caught:
+            parse_hyp([item])
+        assert repr(item) in str(caught.value)
+
+
+def test_train_detector_refuses_an_unknown_hyp_before_training(tmp_path, capsys):
+    names = "".join(f"  {i}: {n}\n" for i, n in enumerate(BOX_CLASS_NAMES))
+    (tmp_path / "data.yaml").write_text(f"path: .\ntrain: images\nval: images\nnames:\n{names}")
+    out = tmp_path / "o"
+    code = main(
+        ["train-detector", "--data", str(tmp_path), "--hyp", "scael=0.3", "--out", str(out)]
+    )
+    assert code == 2
+    assert "scael" in capsys.readouterr().err
+    assert not out.exists()

@@ -90,6 +90,42 @@ def test_make_dataset_writes_yolo_files_and_lane_labels(tmp_path):
     assert lane_images[0].read_bytes() == images["train"][0].read_bytes()
     summary = json.loads((tmp_path / "dataset.json").read_text())
     assert summary["frames"] == 8 and summary["splits"]["val"]["frames"] == 4
+    _check_coco(tmp_path)
+
+
+def _check_coco(root: Path) -> None:
+    """coco/SPLIT.json holds the YOLO boxes as annotations and the boxes left out of them
+    as crowd regions, and reads back as labels with ignore regions."""
+    from perception.labels import IGNORE_CLASS_ID, read_labels
+
+    for split in ("train", "val"):
+        coco = json.loads((root / "coco" / f"{split}.json").read_text())
+        stems = sorted(Path(i["file_name"]).stem for i in coco["images"])
+        assert stems == sorted(p.stem for p in (root / "images" / split).glob("*.jpg"))
+        yolo_rows = (
+            sum(
+                len((root / "labels" / split / f"{stem}.txt").read_text().split()) for stem in stems
+            )
+            // 5
+        )
+        kept = [a for a in coco["annotations"] if not a["iscrowd"]]
+        assert len(kept) == yolo_rows
+        for annotation in coco["annotations"]:
+            if annotation["iscrowd"]:
+                assert annotation["bbox"][3] < 4.0 or _visible(root, split, coco, annotation) < 0.25
+        labels = read_labels(root / "coco" / f"{split}.json")
+        crowd = sum(int(np.sum(f.class_ids == IGNORE_CLASS_ID)) for f in labels.frames.values())
+        assert crowd == len(coco["annotations"]) - len(kept)
+
+
+def _visible(root: Path, split: str, coco: dict, annotation: dict) -> float:
+    (image,) = [i for i in coco["images"] if i["id"] == annotation["image_id"]]
+    record = json.loads(
+        (root / "annotations" / split / f"{Path(image['file_name']).stem}.json").read_text()
+    )
+    x, y, w, h = annotation["bbox"]
+    (box,) = [b for b in record["boxes"] if b["bbox_xyxy"] == [x, y, x + w, y + h]][:1]
+    return box["visible_fraction"]
 
 
 def test_make_dataset_resumes_without_rewriting_finished_frames(tmp_path):
