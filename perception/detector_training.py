@@ -22,6 +22,7 @@ from perception.classes import BOX_CLASS_NAMES, CLASS_NAMES, map_class_name
 from perception.labels import LabelFormatError, _names_from_yaml
 from perception.yolo_detector import (
     UntrustedWeightsError,
+    adopt_class_layers,
     export_safe_weights,
     load_safe_weights,
     model_from_safe_weights,
@@ -181,15 +182,17 @@ def _check_splits(data_yaml: Path) -> None:
                 )
 
 
+NEAREST_COCO_CLASS = {"pedestrian": "person", "traffic_sign": "stop sign"}
+"""Our class -> the COCO class whose head row starts it, among those that map onto it."""
+
+
 def transfer_class_rows(source_head, target_head, source_names: list[str]) -> list[str]:
     """Copy the classification-output rows of the source classes that map onto ours into
     the target head (both ultralytics ``Detect``), where the layers feeding them have the
-    same width. Returns ``"coco -> ours"`` lines for the rows copied."""
+    same width (see :func:`perception.yolo_detector.adopt_class_layers` for nano heads).
+    Returns ``"coco -> ours"`` lines for the rows copied."""
     branches = list(zip(source_head.cv3, target_head.cv3, strict=True))
     if any(s[-1].weight.shape[1:] != t[-1].weight.shape[1:] for s, t in branches):
-        # TODO(#6): nano heads size their hidden class layers by the class count (80 vs 5
-        # wide), so these rows cannot be carried over; such fine-tunes start the class
-        # layers afresh (backbone and neck are still transferred by ultralytics).
         logger.warning("class head widths differ; COCO class rows are not carried over")
         return []
     copied = []
@@ -197,7 +200,9 @@ def transfer_class_rows(source_head, target_head, source_names: list[str]) -> li
         rows = [i for i, n in enumerate(source_names) if _maps_to(n, our_id)]
         if not rows:
             continue
-        row = rows[0]
+        # The source class nearest ours (truck, not bus; stop sign, not traffic light).
+        preferred = (our_name, NEAREST_COCO_CLASS.get(our_name))
+        row = min(rows, key=lambda i: (source_names[i] not in preferred, i))
         with torch.no_grad():
             for source_branch, target_branch in branches:
                 source_conv, target_conv = source_branch[-1], target_branch[-1]
@@ -220,16 +225,13 @@ def train_detector(config: DetectorTrainConfig) -> dict[str, Any]:
     from ultralytics import YOLO
 
     model = YOLO(config.model_yaml, task="detect")
-    source_model = None
+    trainer = None
     if config.weights is not None:
         source_model = load_source_model(config.weights)
         model.load(source_model)
-        source_names = _names_list(source_model.names)
-        model.add_callback(
-            "on_pretrain_routine_end",
-            lambda trainer: _map_head(trainer, source_model, source_names),
-        )
+        trainer = _trainer_starting_from(source_model)
     model.train(
+        trainer=trainer,
         data=str(config.data_yaml),
         epochs=config.epochs,
         imgsz=config.imgsz,
@@ -280,11 +282,26 @@ def load_source_model(path: Path):
         return YOLO(str(path), task="detect").model
 
 
-def _map_head(trainer, source_model, source_names: list[str]) -> None:
-    copied = transfer_class_rows(source_model.model[-1], trainer.model.model[-1], source_names)
-    logger.info(
-        "head rows initialised from the pretrained classes: %s", ", ".join(copied) or "none"
-    )
+def _trainer_starting_from(source_model):
+    """An ultralytics detection trainer whose model (built from the yaml for our classes,
+    with the source's matching weights loaded by ultralytics) also takes the source's class
+    layers where their width differs, and the source's class rows that map onto ours."""
+    from ultralytics.models.yolo.detect import DetectionTrainer
+
+    source_names = _names_list(source_model.names)
+
+    class StartFromSource(DetectionTrainer):
+        def get_model(self, cfg=None, weights=None, verbose=True):
+            model = super().get_model(cfg=cfg, weights=weights, verbose=verbose)
+            if adopt_class_layers(model.model[-1], source_model.model[-1]):
+                logger.info("class layers taken from the pretrained head (its width)")
+            copied = transfer_class_rows(source_model.model[-1], model.model[-1], source_names)
+            logger.info(
+                "head rows initialised from the pretrained classes: %s", ", ".join(copied) or "none"
+            )
+            return model
+
+    return StartFromSource
 
 
 def _names_list(names) -> list[str]:

@@ -36,6 +36,9 @@ SHIPPED_DETECTOR = MODELS_DIR / "detector.pt"
 STRIDE_PX = 32
 PAD_VALUE = 114
 MAX_DETECTIONS = 300
+MAX_CLASS_LAYER_WIDTH = 256
+"""Widest hidden class layers accepted where they differ from the yaml's (that happens only
+below 100, where ultralytics sizes them by the class count)."""
 
 
 class UntrustedWeightsError(ValueError):
@@ -73,13 +76,70 @@ def load_safe_weights(path: Path) -> dict[str, Any]:
 
 
 def model_from_safe_weights(payload: dict[str, Any]):
-    """The (unfused, trainable) DetectionModel of loaded drivestack weights, in float32."""
+    """The (unfused, trainable) DetectionModel of loaded drivestack weights, in float32.
+    Weights fine-tuned from a checkpoint with wider class layers (a COCO nano model) keep
+    that width: the model is built with it."""
     model = build_model(payload["model_yaml"], len(payload["names"]))
+    width = _class_layer_width(payload["state_dict"], model)
+    if width is not None:
+        if not 1 <= width <= MAX_CLASS_LAYER_WIDTH:
+            raise ValueError(f"class layers {width} wide are not a YOLO detection head's")
+        template = build_model(payload["model_yaml"], width)
+        if not adopt_class_layers(model.model[-1], template.model[-1]) or (
+            _class_layer_width(payload["state_dict"], model) is not None
+        ):
+            raise ValueError(f"class layers {width} wide do not fit {payload['model_yaml']}")
     model.load_state_dict(
         {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
     )
     model.names = dict(enumerate(payload["names"]))
     return model
+
+
+def adopt_class_layers(target_head, source_head) -> bool:
+    """Give ``target_head`` (an ultralytics ``Detect``) copies of ``source_head``'s hidden
+    class layers where their width differs, with a new output layer for the target's
+    classes (its bias prior kept, weights zero until rows are copied or trained).
+
+    Nano heads make their hidden class layers as wide as the class count (at least 64, at
+    most 100): a COCO model's are 80 wide, ours 64, so without this the COCO class rows could
+    not start ours. Returns whether anything was replaced."""
+    import copy
+
+    replaced = False
+    # End-to-end heads (YOLO26, YOLOv10) hold a second set of class layers.
+    for name in ("cv3", "one2one_cv3"):
+        if not hasattr(target_head, name) or not hasattr(source_head, name):
+            continue
+        branches = []
+        pairs = zip(getattr(source_head, name), getattr(target_head, name), strict=True)
+        for source_branch, target_branch in pairs:
+            source_out, target_out = source_branch[-1], target_branch[-1]
+            if source_out.in_channels == target_out.in_channels:
+                branches.append(target_branch)
+                continue
+            branch = copy.deepcopy(source_branch)
+            output = torch.nn.Conv2d(source_out.in_channels, target_out.out_channels, 1)
+            with torch.no_grad():
+                output.weight.zero_()
+                output.bias.copy_(target_out.bias)
+            branch[-1] = output
+            branches.append(branch)
+            replaced = True
+        setattr(target_head, name, torch.nn.ModuleList(branches))
+    return replaced
+
+
+def _class_layer_width(state_dict: dict[str, torch.Tensor], model) -> int | None:
+    """The input width of the class output layers in ``state_dict`` where it differs from
+    ``model``'s, else None."""
+    index = len(model.model) - 1
+    branch = model.model[-1].cv3[0]
+    key = f"model.{index}.cv3.0.{len(branch) - 1}.weight"
+    stored = state_dict.get(key)
+    if stored is None or stored.ndim != 4 or stored.shape[1] == branch[-1].in_channels:
+        return None
+    return int(stored.shape[1])
 
 
 def is_safe_weights(path: Path) -> bool:

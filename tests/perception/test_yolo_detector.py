@@ -97,9 +97,9 @@ def test_coco_head_rows_start_our_classes():
 
     assert copied == [
         "car -> car",
-        "bus -> truck",
+        "truck -> truck",
         "person -> pedestrian",
-        "traffic light -> traffic_sign",
+        "stop sign -> traffic_sign",
     ]
     source = coco.model[-1].cv3[0][-1]
     target = ours.model[-1].cv3[0][-1]
@@ -108,18 +108,57 @@ def test_coco_head_rows_start_our_classes():
 
 
 @pytest.mark.slow
-def test_nano_heads_of_other_width_are_left_alone(nano_model):
-    from perception.detector_training import transfer_class_rows
+def test_nano_heads_take_the_coco_class_layers_and_rows(tmp_path, nano_model):
+    import copy
 
-    ours = nano_model
-    before = ours.model[-1].cv3[0][-1].weight.clone()
-    assert (
-        transfer_class_rows(
-            build_model(MODEL_YAML, 80).model[-1], ours.model[-1], list(COCO80_NAMES)
-        )
-        == []
+    from perception.detector_training import transfer_class_rows
+    from perception.yolo_detector import (
+        adopt_class_layers,
+        load_safe_weights,
+        model_from_safe_weights,
     )
-    assert torch.equal(ours.model[-1].cv3[0][-1].weight, before)
+
+    coco = build_model(MODEL_YAML, 80)  # hidden class layers 80 wide; ours (4 classes) 64
+    ours = copy.deepcopy(nano_model)
+    assert transfer_class_rows(coco.model[-1], ours.model[-1], list(COCO80_NAMES)) == []
+
+    assert adopt_class_layers(ours.model[-1], coco.model[-1])
+    copied = transfer_class_rows(coco.model[-1], ours.model[-1], list(COCO80_NAMES))
+    assert copied == [
+        "car -> car",
+        "truck -> truck",
+        "person -> pedestrian",
+        "stop sign -> traffic_sign",
+    ]
+    for source, target in zip(coco.model[-1].cv3, ours.model[-1].cv3, strict=True):
+        assert target[-1].weight.shape == (4, 80, 1, 1)
+        hidden, source_hidden = target[:-1].state_dict(), source[:-1].state_dict()
+        assert all(torch.equal(hidden[k], source_hidden[k]) for k in source_hidden)
+        assert torch.equal(target[-1].weight[2], source[-1].weight[COCO80_NAMES.index("person")])
+    assert not adopt_class_layers(ours.model[-1], coco.model[-1])  # already as wide
+
+    # The wider head survives export and loading.
+    path = tmp_path / "wide.pt"
+    export_safe_weights(ours, list(BOX_CLASS_NAMES), MODEL_YAML, 160, path)
+    loaded = model_from_safe_weights(load_safe_weights(path)).eval()
+    ours.eval()
+    image = torch.rand(1, 3, 160, 160)
+    with torch.no_grad():
+        expected, got = ours(image)[0], loaded(image)[0]
+    torch.testing.assert_close(got, expected, atol=0.05, rtol=0.05)  # float16 storage
+
+
+def test_weights_with_class_layers_no_head_builds_are_refused(tmp_path, nano_model):
+    from perception.yolo_detector import load_safe_weights, model_from_safe_weights
+
+    path = tmp_path / "odd.pt"
+    export_safe_weights(nano_model, list(BOX_CLASS_NAMES), MODEL_YAML, 160, path)
+    payload = load_safe_weights(path)
+    key = next(k for k in payload["state_dict"] if ".cv3.0.2.weight" in k)
+    for width in (32, 5000):
+        payload["state_dict"][key] = torch.zeros(4, width, 1, 1, dtype=torch.float16)
+        with pytest.raises(ValueError, match=f"{width} wide"):
+            model_from_safe_weights(payload)
 
 
 def test_train_detector_rejects_foreign_datasets(tmp_path, capsys):
