@@ -1,7 +1,11 @@
 """Detector benchmark: speed at 640x360, AP on held-out simulated episodes, car AP on the
 real KITTI frames; our shipped model next to the COCO ONNX teachers. Prints tables.
 
-    python -m bench.detector [--sim-data DIR] [--weights W ...] [--frames 30]
+    python -m bench.detector [--sim-data DIR] [--weights W ...] [--frames 30] [--threads 1]
+
+Each drivestack .pt detector is measured twice: with one look at the frame, and with a
+second look at the zoom window (``+zoom``, as the perception node runs it; see
+perception/zoom.py). --zoom none leaves the second out.
 
 --sim-data is a make-dataset directory of held-out episodes (seeds not used for training),
 e.g. ``drivestack make-dataset --env highway-fast-v0 --frames 300 --frames-per-episode 20
@@ -41,6 +45,9 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=30, help="frames timed per detector")
     parser.add_argument("--conf", type=float, default=0.01, help="score threshold for AP")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads per detector")
+    parser.add_argument(
+        "--zoom", default="0.36,0.40,0.70,0.58", help="zoom window X0,Y0,X1,Y1, or none"
+    )
     args = parser.parse_args()
 
     import torch
@@ -59,6 +66,13 @@ def main() -> None:
         label: load_detector(w, conf=args.conf, threads=args.threads)
         for label, w in zip(labels, weights, strict=True)
     }
+    if args.zoom != "none":
+        from perception.zoom import ZoomedDetector, parse_zoom
+
+        window = parse_zoom(args.zoom)
+        for label, w in zip(labels, weights, strict=True):
+            if w.suffix == ".pt":
+                detectors[f"{label}+zoom"] = ZoomedDetector(detectors[label], window)
 
     print(
         f"speed on {SPEED_WH[0]}x{SPEED_WH[1]} frames ({args.frames} timed, after 3 warm-up, "

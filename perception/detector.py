@@ -88,12 +88,18 @@ def class_nms(
 
 
 def load_detector(
-    weights: str | os.PathLike, conf: float = DEFAULT_CONF, trust: bool = False, threads: int = 0
+    weights: str | os.PathLike,
+    conf: float = DEFAULT_CONF,
+    trust: bool = False,
+    threads: int = 0,
+    zoom=None,
 ) -> Detector:
     """A detector for a weights file: ``.onnx`` (a COCO YOLOX or FastestDet export) or an
     ultralytics ``.pt``.
 
     :param trust: allow pickled ultralytics checkpoints, which run code when loaded.
+    :param zoom: a :class:`perception.zoom.ZoomWindow` the detector also looks at, scaled
+        up (for distant objects), or None.
     :param threads: onnxruntime intra-op threads (0: its default). PyTorch models use the
         process-wide ``torch.set_num_threads``, which only the caller (the CLI) sets.
 
@@ -109,12 +115,20 @@ def load_detector(
     if suffix == ".onnx":
         from perception.onnx_detector import OnnxCocoDetector
 
-        return OnnxCocoDetector(path, conf=conf, threads=threads)
+        return _zoomed(OnnxCocoDetector(path, conf=conf, threads=threads), zoom)
     if suffix == ".pt":
         from perception.yolo_detector import YoloDetector
 
-        return YoloDetector(path, conf=conf, trust=trust)
+        return _zoomed(YoloDetector(path, conf=conf, trust=trust), zoom)
     raise ValueError(
         f"weights {str(path)!r}: unsupported kind {suffix or '(no extension)'!r}; "
         "expected an ONNX COCO detector (.onnx) or an ultralytics YOLO checkpoint (.pt)"
     )
+
+
+def _zoomed(detector: Detector, zoom) -> Detector:
+    if zoom is None:
+        return detector
+    from perception.zoom import ZoomedDetector
+
+    return ZoomedDetector(detector, zoom)

@@ -45,6 +45,7 @@ from perception.geometry import (
 )
 from perception.lanes import LaneConfig, estimate_lane
 from perception.tracker import Track, Tracker, TrackerConfig
+from perception.zoom import ZoomWindow
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +81,9 @@ class PerceptionConfig:
     :param trigger: the input whose arrival makes the node compute: the camera image, or
         ``/sim/ego`` in the closed loop, where the simulator publishes the ego state after
         the camera image of the same step (so the node sees the ego speed of its frame).
+    :param zoom: the window of the frame the detector of :func:`make_perception_node` also
+        looks at, scaled up, for distant objects (the band around the horizon ahead of the
+        simulator's front camera); None for one look.
     """
 
     max_range_m: float = 150.0
@@ -87,6 +91,7 @@ class PerceptionConfig:
     trigger: str = "/camera/image"
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     lanes: LaneConfig = field(default_factory=LaneConfig)
+    zoom: ZoomWindow | None = field(default_factory=ZoomWindow)
 
 
 class PerceptionNode:
@@ -344,5 +349,5 @@ def make_perception_node(
     from perception.signs import SignClassifier
     from perception.yolo_detector import SHIPPED_DETECTOR
 
-    detector = load_detector(weights or SHIPPED_DETECTOR, conf=conf)
+    detector = load_detector(weights or SHIPPED_DETECTOR, conf=conf, zoom=config.zoom)
     return PerceptionNode(detector, config, sign_classifier=SignClassifier())

@@ -15,6 +15,7 @@ from sim.commands import (
     train_localizer,
     train_policy,
     train_sign_classifier,
+    zoom_dataset,
 )
 
 COMMANDS = [
@@ -22,6 +23,7 @@ COMMANDS = [
     make_dataset,
     eval_video,
     autolabel,
+    zoom_dataset,
     train_detector,
     train_sign_classifier,
     train_policy,

@@ -103,6 +103,17 @@ def add_parser(subparsers) -> None:
         ),
     )
     parser.add_argument(
+        "--zoom",
+        type=zoom_window,
+        metavar="X0,Y0,X1,Y1",
+        help=(
+            "also detect in this window of each frame (fractions of width and height), "
+            "scaled up to the detector's input size, for distant objects; for drivestack's "
+            "front camera 0.36,0.40,0.70,0.58 (the band around the horizon ahead; the "
+            "perception node's default). Default: one look at the whole frame"
+        ),
+    )
+    parser.add_argument(
         "--threads",
         type=thread_count,
         default=1,
@@ -144,15 +155,18 @@ def run(args: argparse.Namespace) -> int:
     )
     # Frames, labels, calibration and weights are checked before --out is created or touched.
     inputs = check_inputs(config)
-    detector = resolve_detector(args.weights, args.conf, args.trust_weights, args.threads)
+    detector = resolve_detector(
+        args.weights, args.conf, args.trust_weights, args.threads, zoom=args.zoom
+    )
     summary = run_clip_eval(config, detector, inputs)
     print(format_summary(summary))
     print(f"summary: {config.out / 'summary.json'}")
     return 130 if summary["interrupted"] else 0
 
 
-def resolve_detector(weights: str | None, conf: float, trust: bool, threads: int = 1):
-    """The detector for ``--weights``, or the shipped model, using ``threads`` CPU threads."""
+def resolve_detector(weights: str | None, conf: float, trust: bool, threads: int = 1, zoom=None):
+    """The detector for ``--weights``, or the shipped model, using ``threads`` CPU threads
+    (and a second look at the ``zoom`` window, if given)."""
     import torch
 
     from perception.detector import load_detector
@@ -163,7 +177,7 @@ def resolve_detector(weights: str | None, conf: float, trust: bool, threads: int
             raise OSError(f"no shipped detector at {SHIPPED_DETECTOR}; pass --weights")
         weights = str(SHIPPED_DETECTOR)
     torch.set_num_threads(threads)
-    return load_detector(weights, conf=conf, trust=trust, threads=threads)
+    return load_detector(weights, conf=conf, trust=trust, threads=threads, zoom=zoom)
 
 
 def format_summary(summary: dict) -> str:
@@ -206,3 +220,13 @@ def format_summary(summary: dict) -> str:
 
 def _fmt(value: float | None, width: int = 6) -> str:
     return f"{'-':>{width}}" if value is None else f"{value:>{width}.3f}"
+
+
+def zoom_window(text: str):
+    """argparse type of ``--zoom``."""
+    from perception.zoom import parse_zoom
+
+    try:
+        return parse_zoom(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None

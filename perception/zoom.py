@@ -1,0 +1,216 @@
+"""A second, magnified look where distant objects are (slicing-aided inference, as SAHI).
+
+On a forward camera the far road, and every object small enough to be missed at full-frame
+resolution, lies in a narrow band around the horizon straight ahead: in held-out simulated
+frames every car, pedestrian and sign under 16 px tall is inside the window
+``(0.36, 0.40, 0.70, 0.58)`` of the frame. :class:`ZoomedDetector` runs any detector once
+on the frame and once on such a window, which the detector scales up to its input size
+(2.9x for that window of a 640x360 frame at 640 px), keeps the window's boxes that do not
+touch its edges, and merges both by non-maximum suppression.
+
+:func:`write_zoom_dataset` cuts the same windows out of a YOLO dataset, so a detector can be
+trained on objects at the scale the second look shows them. Several windows (of different
+frames) are stacked into one image, which keeps ultralytics' mosaic from being mostly
+padding.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from bus.atomic import atomic_path, write_text
+from perception.detector import Detections, class_nms
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ZoomWindow:
+    """:param box_frac: the window (x0, y0, x1, y1) as fractions of the frame's width and
+        height.
+    :param edge_px: window boxes closer than this to a window edge are dropped: the object
+        goes on outside, and the full-frame look sees it whole.
+    """
+
+    box_frac: tuple[float, float, float, float] = (0.36, 0.40, 0.70, 0.58)
+    edge_px: float = 2.0
+
+    def __post_init__(self) -> None:
+        x0, y0, x1, y1 = self.box_frac
+        if not all(math.isfinite(v) for v in self.box_frac) or not (
+            0.0 <= x0 < x1 <= 1.0 and 0.0 <= y0 < y1 <= 1.0
+        ):
+            raise ValueError(
+                f"zoom window {self.box_frac} must satisfy 0 <= x0 < x1 <= 1, 0 <= y0 < y1 <= 1"
+            )
+
+    def pixels(self, width: int, height: int) -> tuple[int, int, int, int]:
+        """The window in pixels of a ``width`` x ``height`` frame (at least 2 px a side)."""
+        x0, y0, x1, y1 = self.box_frac
+        left, top = int(round(x0 * width)), int(round(y0 * height))
+        right = max(int(round(x1 * width)), left + 2)
+        bottom = max(int(round(y1 * height)), top + 2)
+        return left, top, min(right, width), min(bottom, height)
+
+
+class ZoomedDetector:
+    """A :class:`perception.detector.Detector` that looks twice: at the frame, and at
+    ``window`` of it (which ``detector`` scales up to its input size)."""
+
+    def __init__(self, detector, window: ZoomWindow = ZoomWindow()) -> None:
+        self.detector = detector
+        self.window = window
+        self.name = f"{getattr(detector, 'name', type(detector).__name__)}+zoom"
+
+    def detect(self, image_rgb: np.ndarray) -> Detections:
+        full = self.detector.detect(image_rgb)
+        height, width = image_rgb.shape[:2]
+        window = self.window.pixels(width, height)
+        left, top, right, bottom = window
+        crop = np.ascontiguousarray(image_rgb[top:bottom, left:right])
+        zoomed = window_detections(self.detector.detect(crop), window, self.window.edge_px)
+        return merge(full, zoomed)
+
+
+def parse_zoom(text: str) -> ZoomWindow:
+    """``X0,Y0,X1,Y1`` fractions -> a window.
+
+    :raises ValueError: naming the text, when it is not four numbers of a valid window.
+    """
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4:
+        raise ValueError(
+            f"zoom window {text!r}: expected X0,Y0,X1,Y1 fractions, e.g. 0.36,0.40,0.70,0.58"
+        )
+    return ZoomWindow(box_frac=values)  # type: ignore[arg-type]
+
+
+def window_detections(
+    detections: Detections, window_px: tuple[int, int, int, int], edge_px: float
+) -> Detections:
+    """Detections made in the window's image, moved into the frame; those touching a
+    window edge are dropped."""
+    left, top, right, bottom = window_px
+    boxes = detections.boxes_xyxy
+    inside = (
+        (boxes[:, 0] > edge_px)
+        & (boxes[:, 1] > edge_px)
+        & (boxes[:, 2] < right - left - edge_px)
+        & (boxes[:, 3] < bottom - top - edge_px)
+    )
+    kept = detections.select(inside)
+    offset = np.array([left, top, left, top], np.float32)
+    return Detections(kept.boxes_xyxy + offset, kept.scores, kept.class_ids)
+
+
+def merge(full: Detections, zoomed: Detections) -> Detections:
+    """Both looks' detections, one box per object and class (the higher score wins)."""
+    joined = Detections(
+        np.concatenate([full.boxes_xyxy, zoomed.boxes_xyxy]).astype(np.float32),
+        np.concatenate([full.scores, zoomed.scores]).astype(np.float32),
+        np.concatenate([full.class_ids, zoomed.class_ids]).astype(np.int64),
+    )
+    return class_nms(joined)
+
+
+def write_zoom_dataset(
+    images_dir: str | os.PathLike,
+    labels_dir: str | os.PathLike,
+    out_images: str | os.PathLike,
+    window: ZoomWindow,
+    stack: int = 3,
+    min_inside: float = 0.5,
+    prefix: str = "zoom_",
+) -> int:
+    """Cut ``window`` out of every image of a YOLO split, stack ``stack`` windows (of
+    consecutive frames) into one image and write it with its YOLO labels beside it
+    (``out_images/../labels``, as ultralytics looks for them). Boxes are clipped to their
+    window and kept when at least ``min_inside`` of their area is in it. Returns the number
+    of images written.
+
+    :raises OSError: naming the folder, when it holds no images.
+    """
+    images = sorted(
+        p for p in Path(images_dir).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")
+    )
+    if not images:
+        raise OSError(f"{str(images_dir)!r} holds no images")
+    out_images = Path(out_images)
+    out_labels = out_images.parent.parent / "labels" / out_images.name
+    out_images.mkdir(parents=True, exist_ok=True)
+    out_labels.mkdir(parents=True, exist_ok=True)
+    written = 0
+    for start in range(0, len(images), stack):
+        tiles, rows = [], []
+        for path in images[start : start + stack]:
+            frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if frame is None:
+                logger.warning("zoom dataset skips unreadable %s", path)
+                continue
+            height, width = frame.shape[:2]
+            left, top, right, bottom = window.pixels(width, height)
+            offset_y = sum(t.shape[0] for t in tiles)
+            tiles.append(frame[top:bottom, left:right])
+            label_path = Path(labels_dir) / f"{path.stem}.txt"
+            for cls, box in _yolo_boxes(label_path, width, height):
+                clipped = np.clip(box, [left, top, left, top], [right, bottom, right, bottom])
+                area = (box[2] - box[0]) * (box[3] - box[1])
+                inside = (clipped[2] - clipped[0]) * (clipped[3] - clipped[1])
+                if area <= 0 or inside < min_inside * area:
+                    continue
+                rows.append((cls, clipped - [left, top - offset_y, left, top - offset_y]))
+        if not tiles:
+            continue
+        tile_w = min(t.shape[1] for t in tiles)
+        image = np.concatenate([t[:, :tile_w] for t in tiles])
+        name = f"{prefix}{images[start].stem}"
+        h, w = image.shape[:2]
+        lines = [
+            f"{cls} {(b[0] + b[2]) / 2 / w:.6f} {(b[1] + b[3]) / 2 / h:.6f} "
+            f"{(b[2] - b[0]) / w:.6f} {(b[3] - b[1]) / h:.6f}\n"
+            for cls, b in rows
+        ]
+        write_text(out_labels / f"{name}.txt", "".join(lines))
+        with atomic_path(out_images / f"{name}.jpg") as tmp:  # the image last: it has labels
+            if not cv2.imwrite(str(tmp), image, [cv2.IMWRITE_JPEG_QUALITY, 95]):
+                raise OSError(f"cannot write image {out_images / f'{name}.jpg'}")
+        written += 1
+    return written
+
+
+def _yolo_boxes(path: Path, width: int, height: int) -> list[tuple[int, np.ndarray]]:
+    """Class and pixel box (x0, y0, x1, y1) of each row of a YOLO label file (none when the
+    file is missing)."""
+    if not path.is_file():
+        return []
+    boxes = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        fields = line.split()
+        if len(fields) != 5:
+            continue
+        cls = int(fields[0])
+        cx, cy, w, h = (float(v) for v in fields[1:])
+        boxes.append(
+            (
+                cls,
+                np.array(
+                    [
+                        (cx - w / 2) * width,
+                        (cy - h / 2) * height,
+                        (cx + w / 2) * width,
+                        (cy + h / 2) * height,
+                    ]
+                ),
+            )
+        )
+    return boxes
