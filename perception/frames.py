@@ -73,6 +73,9 @@ class FrameSource:
             image = cv2.imread(str(file), cv2.IMREAD_COLOR)
             if image is None:
                 raise OSError(f"image {str(file)!r} is not a readable image")
+            if file.suffix.lower() in (".jpg", ".jpeg") and not _has_jpeg_end(file):
+                # OpenCV decodes a cut JPEG with grey rows and only a warning on stderr.
+                raise OSError(f"image {str(file)!r} is truncated (no JPEG end marker)")
             yield Frame(index, file.stem, cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
 
     def _video_frames(self) -> Iterator[Frame]:
@@ -91,6 +94,15 @@ class FrameSource:
             capture.release()
         if index == 0:
             raise OSError(f"video {str(self.path)!r} holds no readable frame")
+
+
+def _has_jpeg_end(path: Path, tail_bytes: int = 64) -> bool:
+    """Whether a JPEG file's end-of-image marker (FF D9) is among its last bytes (some
+    writers pad after it)."""
+    with path.open("rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        handle.seek(max(handle.tell() - tail_bytes, 0))
+        return b"\xff\xd9" in handle.read()
 
 
 def _probe_video(path: Path) -> tuple[float, int]:

@@ -255,6 +255,17 @@ def _detect_all(config: ClipEvalConfig, inputs: ClipInputs, detector: Detector) 
     run.wall_s = time.perf_counter() - started
     if not run.names:
         raise OSError(f"input {str(config.source)!r} yielded no frames")
+    sizes = sorted(set(run.sizes_wh))
+    if len(sizes) > 1:
+        logger.warning(
+            "%s: the frames differ in size (%s; %d of %d not %dx%d): annotated.mp4 shows them "
+            "scaled to the first frame's size",
+            config.source,
+            ", ".join(f"{w}x{h}" for w, h in sizes),
+            sum(size != run.sizes_wh[0] for size in run.sizes_wh),
+            len(run.sizes_wh),
+            *run.sizes_wh[0],
+        )
     run.truncated = not run.interrupted and len(run.names) < run.frames_expected
     if run.truncated:
         logger.warning("%s", _truncation_reason(config.source, run))
@@ -421,6 +432,7 @@ def _base_summary(
             else None
         ),
         "frame_size_wh": list(run.sizes_wh[0]),
+        "frame_sizes_wh": [list(size) for size in sorted(set(run.sizes_wh))],
         "video_fps": source.fps,
         "latency_ms": {
             "mean": float(latencies.mean()),

@@ -354,3 +354,31 @@ def test_progress_bar_stays_out_of_a_redirected_stderr(tmp_path, capfd):
 
     err = capfd.readouterr().err
     assert "\r" not in err and "frame/s" not in err
+
+
+def test_a_truncated_jpeg_frame_is_named_and_nothing_looks_complete(tmp_path):
+    import cv2
+
+    pngs = clip.write_frame_dir(tmp_path / "png")
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for png in sorted(pngs.glob("*.png")):
+        cv2.imwrite(str(frames / f"{png.stem}.jpg"), cv2.imread(str(png)))
+    cut = sorted(frames.glob("*.jpg"))[2]
+    cut.write_bytes(cut.read_bytes()[:-200])  # decodes, with grey rows at the bottom
+    assert cv2.imread(str(cut)) is not None
+    with pytest.raises(OSError, match=f"{cut.name}.*truncated"):
+        _eval(tmp_path, clip.OracleDetector(), source=frames)
+    assert not (tmp_path / "out").exists()
+
+
+def test_frames_of_several_sizes_are_reported(tmp_path, caplog):
+    import cv2
+
+    frames = clip.write_frame_dir(tmp_path / "frames")
+    last = sorted(frames.glob("*.png"))[-1]
+    image = cv2.imread(str(last))
+    cv2.imwrite(str(last), cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2)))
+    summary = _eval(tmp_path, clip.OracleDetector(), source=frames, labels=None)
+    assert len(summary["frame_sizes_wh"]) == 2
+    assert "differ in size" in caplog.text and "1 of" in caplog.text
