@@ -156,7 +156,13 @@ class PerceptionNode:
         self.detector_ms.append(latency_ms)
 
         positions = self._road_positions(detections, info)
-        tracks = self.tracker.update(detections, positions, image.header.stamp_ns / NS_PER_S)
+        ego = inputs.get("/sim/ego")
+        tracks = self.tracker.update(
+            detections,
+            positions,
+            image.header.stamp_ns / NS_PER_S,
+            ego_speed_mps=None if ego is None else float(ego.speed_mps),
+        )
         track_ids = self._track_ids(detections, tracks)
         header = msgspec.structs.replace(image.header, frame_id="ego", valid=info is not None)
         signs = self._signs(pixels, detections, positions, track_ids, header)

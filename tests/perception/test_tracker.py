@@ -133,3 +133,36 @@ def test_node_estimates_the_closing_speed_of_an_approaching_car():
     assert car.ego_velocity_mps.x == pytest.approx(-5.0, rel=0.15)
     assert abs(car.ego_velocity_mps.y) < 0.5
     assert car.velocity_mps.x == pytest.approx(ego_speed_mps - 5.0, rel=0.05)
+
+
+def _pedestrian_box(distance_m: float) -> list[float]:
+    """The box of a 1.7 m pedestrian standing 6 m right of the road centre, seen from 1.5 m
+    up by a camera of focal length 457 px centred at (320, 180)."""
+    focal, height_m, offset_m = 457.0, 1.7, 6.0
+    u = 320 + focal * offset_m / distance_m
+    bottom = 180 + focal * 1.5 / distance_m
+    top = bottom - focal * height_m / distance_m
+    half_width = focal * 0.3 / distance_m
+    return [u - half_width, top, u + half_width, bottom]
+
+
+@pytest.mark.parametrize("ego_speed", [None, 25.0])
+def test_a_roadside_pedestrian_keeps_its_id_at_one_frame_a_second(ego_speed):
+    """At 25 m/s and 1 Hz a standing pedestrian comes 25 m closer between frames: its boxes
+    do not overlap. With the ego speed, the road-frame prediction keeps its id."""
+    tracker = Tracker()
+    ids = []
+    for step, distance in enumerate([80.0, 55.0, 30.0]):
+        detections = _frame([_pedestrian_box(distance)], [PEDESTRIAN])
+        tracks = tracker.update(detections, np.array([[distance, -6.0]]), float(step), ego_speed)
+        ids += [t.track_id for t in tracks]
+    boxes = np.array([_pedestrian_box(d) for d in (80.0, 55.0)])
+    assert boxes[0, 2] < boxes[1, 0] or boxes[0, 3] < boxes[1, 1] or _iou(*boxes) < 0.1
+    kept = len(ids) == 3 and len(set(ids)) == 1  # published on every frame under one id
+    assert kept == (ego_speed is not None)  # image overlap alone cannot follow it
+
+
+def _iou(a, b) -> float:
+    from perception.detector import box_iou
+
+    return float(box_iou(np.array([a], np.float32), np.array([b], np.float32))[0, 0])
