@@ -49,6 +49,8 @@ def main() -> None:
         "--zoom", default="0.36,0.40,0.70,0.58", help="zoom window X0,Y0,X1,Y1, or none"
     )
     args = parser.parse_args()
+    if args.frames < 1:
+        parser.error(f"--frames must be at least 1, got {args.frames}")
 
     import torch
 

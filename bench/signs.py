@@ -34,6 +34,11 @@ def main() -> None:
     from perception.sign_training import holdout_split, predict
     from perception.signs import SignClassifier, load_sign_folder
 
+    rendered = None
+    if args.rendered is not None:
+        from perception.rendered_signs import load_rendered_signs
+
+        rendered = load_rendered_signs(args.rendered)  # a bad folder fails before the benchmark
     data = load_sign_folder(args.data)
     split = holdout_split(data.labels, args.holdout)
     classifier = SignClassifier()
@@ -50,17 +55,15 @@ def main() -> None:
         f"held-out accuracy {float(np.mean(predicted == truth)):.4f} on {len(truth)} crops; "
         f"{elapsed_ms / len(truth):.2f} ms per crop (batched)"
     )
-    if args.rendered is not None:
-        _rendered_table(classifier, args.rendered)
+    if rendered is not None:
+        _rendered_table(classifier, rendered, args.rendered)
 
 
-def _rendered_table(classifier, root: Path) -> None:
+def _rendered_table(classifier, crops, root: Path) -> None:
     import numpy as np
 
-    from perception.rendered_signs import load_rendered_signs
     from perception.sign_training import predict
 
-    crops = load_rendered_signs(root)
     index = {name: i for i, name in enumerate(classifier.class_names)}
     index[""] = 0
     known = [name in index for name in crops.names]

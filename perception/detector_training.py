@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -97,36 +98,52 @@ RESERVED_HYP_KEYS = frozenset(
 
 def parse_hyp(items: list[str]) -> tuple[tuple[str, Any], ...]:
     """``KEY=VALUE`` strings -> checked (key, value) pairs of ultralytics training settings.
-    Values are read as YAML scalars (``0.25``, ``true``, ``SGD``).
+    Values are read as numbers (``1e-3``, ``0.25``, ``3``), ``true``/``false``, or words
+    (``SGD``), then checked by ultralytics' own type and range checks.
 
     :raises ValueError: naming the item, for a malformed item, a key ultralytics does not
-        know, one train-detector sets itself, or a value that is not a finite scalar.
+        know, one train-detector sets itself, or a value ultralytics refuses.
     """
-    import math
-
-    import yaml
-    from ultralytics.cfg import DEFAULT_CFG_DICT
+    from ultralytics.cfg import DEFAULT_CFG_DICT, check_cfg
 
     pairs = {}
     for item in items:
         key, sep, text = item.partition("=")
-        key = key.strip()
-        if not sep or not key or not text.strip():
+        key, text = key.strip(), text.strip()
+        if not sep or not key or not text:
             raise ValueError(f"--hyp {item!r}: expected KEY=VALUE, e.g. scale=0.25")
         if key in RESERVED_HYP_KEYS:
             raise ValueError(f"--hyp {item!r}: {key!r} is set by train-detector or its options")
         if key not in DEFAULT_CFG_DICT:
             raise ValueError(f"--hyp {item!r}: ultralytics has no training setting {key!r}")
+        value = _scalar(text)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"--hyp {item!r}: the value must be finite")
+        if isinstance(DEFAULT_CFG_DICT[key], (int, float)) and isinstance(
+            value, bool
+        ) != isinstance(DEFAULT_CFG_DICT[key], bool):
+            raise ValueError(
+                f"--hyp {item!r}: {key!r} takes a {type(DEFAULT_CFG_DICT[key]).__name__}"
+            )
         try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError:
-            value = None
-        if not isinstance(value, (bool, int, float, str)) or (
-            isinstance(value, float) and not math.isfinite(value)
-        ):
-            raise ValueError(f"--hyp {item!r}: the value must be a finite number, bool or word")
+            check_cfg({key: value})
+        except (TypeError, ValueError, SyntaxError) as error:
+            raise ValueError(f"--hyp {item!r}: {error}") from None
         pairs[key] = value
     return tuple(sorted(pairs.items()))
+
+
+def _scalar(text: str) -> bool | int | float | str:
+    """A setting's value from its text: an int, a float, a bool word, else the text."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    return text
 
 
 def find_data_yaml(data: str | os.PathLike) -> Path:

@@ -411,9 +411,10 @@ def _load_json(path: Path):
 def match_frames(
     labels: LabelSet, frame_names: list[str], strict: bool = True
 ) -> dict[int, LabelFile]:
-    """Frame index -> labels, matching a label key to a frame name exactly, else by the
-    trailing number of both (``000012.txt`` labels frame ``frame_12``, or frame 12 of a
-    video, whose frames are named by index).
+    """Frame index -> labels, matching label keys to frame names exactly; when no key
+    names a frame, by the trailing number of both (``000012.txt`` labels frame ``frame_12``,
+    or frame 12 of a video, whose frames are named by index). Labels named like the frames
+    are never matched by number: ``e000003_0000`` is not frame ``e000001_0000``.
 
     :param strict: raise for label files that match no frame; when False they are left
         out (a run stopped early has read only some frames).
@@ -427,9 +428,12 @@ def match_frames(
             by_number[number] = index if number not in by_number else -1
     matched: dict[int, LabelFile] = {}
     unmatched = []
+    by_names = any(key in by_name for key in labels.frames)
     for key, label_file in labels.frames.items():
         index = by_name.get(key)
-        if index is None:
+        if index is None and by_names:
+            index = -1
+        elif index is None:
             number = _trailing_number(key)
             index = by_number.get(number, -1) if number is not None else -1
         if index < 0:

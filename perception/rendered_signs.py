@@ -55,7 +55,7 @@ def rendered_class_name(sign_type: str, speed_limit_kph: int) -> str | None:
     """The classifier class of a simulated sign; None when its plate shows nothing to tell
     (a speed-limit plate without a number) or its type is unknown."""
     if sign_type == "speed_limit":
-        return f"speed limit {speed_limit_kph}" if speed_limit_kph > 0 else None
+        return f"speed limit {speed_limit_kph}" if 5 <= speed_limit_kph <= 300 else None
     return SIGN_TYPE_NAMES.get(sign_type)
 
 
@@ -103,7 +103,11 @@ def load_rendered_signs(
                 continue
             if box.get("truncation", 1.0) > 0.0:  # a cut plate may hide its number
                 continue
-            plate = plate_box(np.asarray(box["bbox_xyxy"], float))
+            plate = np.clip(
+                plate_box(np.asarray(box["bbox_xyxy"], float)),
+                0,
+                [rgb.shape[1], rgb.shape[0], rgb.shape[1], rgb.shape[0]],
+            )
             if min(plate[2] - plate[0], plate[3] - plate[1]) < config.min_plate_px:
                 continue
             if box.get("class") == "traffic_sign":
@@ -153,18 +157,27 @@ def _boxes(annotation: Path) -> list[dict]:
         boxes = json.loads(annotation.read_text(encoding="utf-8"))["boxes"]
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ValueError(f"annotation {str(annotation)!r} is malformed: {error}") from None
-    if not isinstance(boxes, list) or not all(
-        isinstance(b, dict) and _is_box(b.get("bbox_xyxy")) for b in boxes
-    ):
-        raise ValueError(f"annotation {str(annotation)!r}: boxes need a bbox_xyxy of 4 numbers")
+    if not isinstance(boxes, list) or not all(isinstance(b, dict) and _is_box(b) for b in boxes):
+        raise ValueError(
+            f"annotation {str(annotation)!r}: boxes need a bbox_xyxy of 4 numbers, numeric "
+            "visible_fraction and truncation, and a whole speed_limit_kph"
+        )
     return boxes
 
 
-def _is_box(value) -> bool:
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def _is_box(box: dict) -> bool:
+    corners = box.get("bbox_xyxy")
     return (
-        isinstance(value, list)
-        and len(value) == 4
-        and all(isinstance(v, (int, float)) and np.isfinite(v) for v in value)
+        isinstance(corners, list)
+        and len(corners) == 4
+        and all(_is_number(v) for v in corners)
+        and all(_is_number(box.get(key, 0.0)) for key in ("visible_fraction", "truncation"))
+        and isinstance(box.get("speed_limit_kph", 0), int)
+        and not isinstance(box.get("speed_limit_kph", 0), bool)
     )
 
 
@@ -174,10 +187,13 @@ def _scenery_patches(shape, boxes, config: RenderedSignConfig, rng) -> list[np.n
     height, width = shape[:2]
     taken = np.array([b["bbox_xyxy"] for b in boxes], float).reshape(-1, 4)
     patches = []
+    largest = min(4 * config.min_plate_px, width, 0.5 * height)
+    if largest < config.min_plate_px:
+        return patches
     for _ in range(config.negatives_per_frame * 20):
         if len(patches) == config.negatives_per_frame:
             break
-        side = float(rng.uniform(config.min_plate_px, 4 * config.min_plate_px))
+        side = float(rng.uniform(config.min_plate_px, largest))
         x0 = float(rng.uniform(0, width - side))
         y0 = float(rng.uniform(0.2 * height, 0.7 * height - side))
         patch = np.array([x0, y0, x0 + side, y0 + side])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -72,14 +73,59 @@ def load_safe_weights(path: Path) -> dict[str, Any]:
         raise ValueError(
             f"weights {str(path)!r} are not drivestack detector weights (format {WEIGHTS_FORMAT!r})"
         )
+    problem = _payload_problem(payload)
+    if problem:
+        raise ValueError(f"weights {str(path)!r}: {problem}")
     return payload
+
+
+MAX_CLASSES = 1000
+MODEL_YAML_NAME = re.compile(r"^[A-Za-z0-9_.-]+\.yaml$")
+"""A model config is named, not given as a path: ultralytics finds it among its own."""
+
+
+def _payload_problem(payload: dict[str, Any]) -> str | None:
+    """What makes loaded drivestack weights unusable (before any layer is built), or None."""
+    names, imgsz = payload.get("names"), payload.get("imgsz")
+    model_yaml, state = payload.get("model_yaml"), payload.get("state_dict")
+    if not isinstance(names, list) or not 1 <= len(names) <= MAX_CLASSES:
+        return f"'names' must list 1 to {MAX_CLASSES} class names"
+    if not all(isinstance(n, str) for n in names):
+        return "'names' must be strings"
+    if not isinstance(imgsz, int) or isinstance(imgsz, bool) or not 32 <= imgsz <= 4096:
+        return f"'imgsz' must be a whole number of pixels in [32, 4096], got {imgsz!r}"
+    if not isinstance(model_yaml, str) or not MODEL_YAML_NAME.match(model_yaml):
+        return (
+            "'model_yaml' must name an ultralytics model config (e.g. yolo11n.yaml), "
+            f"got {model_yaml!r}"
+        )
+    if not isinstance(state, dict) or not state:
+        return "'state_dict' must map parameter names to tensors"
+    for key, tensor in state.items():
+        if not isinstance(key, str) or not isinstance(tensor, torch.Tensor):
+            return "'state_dict' must map parameter names to tensors"
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            return f"parameter {key!r} holds NaN or infinite values"
+    return None
 
 
 def model_from_safe_weights(payload: dict[str, Any]):
     """The (unfused, trainable) DetectionModel of loaded drivestack weights, in float32.
     Weights fine-tuned from a checkpoint with wider class layers (a COCO nano model) keep
-    that width: the model is built with it."""
-    model = build_model(payload["model_yaml"], len(payload["names"]))
+    that width: the model is built with it.
+
+    :raises ValueError: when the weights do not fit the model their config builds.
+    """
+    from ultralytics.nn.modules.head import Detect
+
+    try:
+        model = build_model(payload["model_yaml"], len(payload["names"]))
+    except Exception as error:  # ultralytics raises several kinds for unknown configs
+        raise ValueError(
+            f"model config {payload['model_yaml']!r} does not build: {error}"
+        ) from None
+    if not isinstance(model.model[-1], Detect):
+        raise ValueError(f"model config {payload['model_yaml']!r} is not a detector")
     width = _class_layer_width(payload["state_dict"], model)
     if width is not None:
         if not 1 <= width <= MAX_CLASS_LAYER_WIDTH:
@@ -89,9 +135,16 @@ def model_from_safe_weights(payload: dict[str, Any]):
             _class_layer_width(payload["state_dict"], model) is not None
         ):
             raise ValueError(f"class layers {width} wide do not fit {payload['model_yaml']}")
-    model.load_state_dict(
-        {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
-    )
+    try:
+        model.load_state_dict(
+            {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
+        )
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[:3]
+        raise ValueError(
+            f"the weights do not fit {payload['model_yaml']} with {len(payload['names'])} "
+            f"classes: {' '.join(line.strip() for line in first)}"
+        ) from None
     model.names = dict(enumerate(payload["names"]))
     return model
 
@@ -197,7 +250,10 @@ class YoloDetector:
                 raise
             payload = None
         if payload is not None:
-            self.model = model_from_safe_weights(payload)
+            try:
+                self.model = model_from_safe_weights(payload)
+            except ValueError as error:
+                raise ValueError(f"weights {str(self.path)!r}: {error}") from None
             names, self.imgsz = list(payload["names"]), int(imgsz or payload["imgsz"])
         else:
             self.model, names, self.imgsz = _load_trusted_ultralytics(self.path, imgsz)

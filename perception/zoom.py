@@ -52,12 +52,14 @@ class ZoomWindow:
             )
 
     def pixels(self, width: int, height: int) -> tuple[int, int, int, int]:
-        """The window in pixels of a ``width`` x ``height`` frame (at least 2 px a side)."""
+        """The window in pixels of a ``width`` x ``height`` frame: at least 2 px a side
+        (where the frame has them), inside the frame."""
         x0, y0, x1, y1 = self.box_frac
-        left, top = int(round(x0 * width)), int(round(y0 * height))
-        right = max(int(round(x1 * width)), left + 2)
-        bottom = max(int(round(y1 * height)), top + 2)
-        return left, top, min(right, width), min(bottom, height)
+        left = min(int(round(x0 * width)), max(width - 2, 0))
+        top = min(int(round(y0 * height)), max(height - 2, 0))
+        right = min(max(int(round(x1 * width)), left + 2), width)
+        bottom = min(max(int(round(y1 * height)), top + 2), height)
+        return left, top, right, bottom
 
 
 class ZoomedDetector:
@@ -135,11 +137,15 @@ def write_zoom_dataset(
     """Cut ``window`` out of every image of a YOLO split, stack ``stack`` windows (of
     consecutive frames) into one image and write it with its YOLO labels beside it
     (``out_images/../labels``, as ultralytics looks for them). Boxes are clipped to their
-    window and kept when at least ``min_inside`` of their area is in it. Returns the number
-    of images written.
+    window and kept when at least ``min_inside`` of their area is in it; windows narrower
+    than the widest of their stack are padded on the right. A frame without a label file
+    holds no objects. Returns the number of images written.
 
     :raises OSError: naming the folder, when it holds no images.
+    :raises LabelFormatError: naming the file and line, for a malformed label row.
     """
+    from perception.labels import read_yolo_txt
+
     images = sorted(
         p for p in Path(images_dir).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")
     )
@@ -162,7 +168,11 @@ def write_zoom_dataset(
             offset_y = sum(t.shape[0] for t in tiles)
             tiles.append(frame[top:bottom, left:right])
             label_path = Path(labels_dir) / f"{path.stem}.txt"
-            for cls, box in _yolo_boxes(label_path, width, height):
+            labels = (
+                read_yolo_txt(label_path).to_pixels(width, height) if label_path.is_file() else None
+            )
+            boxes = [] if labels is None else zip(labels.class_ids, labels.boxes_xyxy, strict=True)
+            for cls, box in boxes:
                 clipped = np.clip(box, [left, top, left, top], [right, bottom, right, bottom])
                 area = (box[2] - box[0]) * (box[3] - box[1])
                 inside = (clipped[2] - clipped[0]) * (clipped[3] - clipped[1])
@@ -171,8 +181,8 @@ def write_zoom_dataset(
                 rows.append((cls, clipped - [left, top - offset_y, left, top - offset_y]))
         if not tiles:
             continue
-        tile_w = min(t.shape[1] for t in tiles)
-        image = np.concatenate([t[:, :tile_w] for t in tiles])
+        tile_w = max(t.shape[1] for t in tiles)
+        image = np.concatenate([_pad_right(t, tile_w) for t in tiles])
         name = f"{prefix}{images[start].stem}"
         h, w = image.shape[:2]
         lines = [
@@ -188,29 +198,9 @@ def write_zoom_dataset(
     return written
 
 
-def _yolo_boxes(path: Path, width: int, height: int) -> list[tuple[int, np.ndarray]]:
-    """Class and pixel box (x0, y0, x1, y1) of each row of a YOLO label file (none when the
-    file is missing)."""
-    if not path.is_file():
-        return []
-    boxes = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        fields = line.split()
-        if len(fields) != 5:
-            continue
-        cls = int(fields[0])
-        cx, cy, w, h = (float(v) for v in fields[1:])
-        boxes.append(
-            (
-                cls,
-                np.array(
-                    [
-                        (cx - w / 2) * width,
-                        (cy - h / 2) * height,
-                        (cx + w / 2) * width,
-                        (cy + h / 2) * height,
-                    ]
-                ),
-            )
-        )
-    return boxes
+def _pad_right(tile: np.ndarray, width: int) -> np.ndarray:
+    """``tile`` widened to ``width`` with grey columns on the right."""
+    missing = width - tile.shape[1]
+    if missing <= 0:
+        return tile
+    return cv2.copyMakeBorder(tile, 0, 0, 0, missing, cv2.BORDER_CONSTANT, value=(114, 114, 114))

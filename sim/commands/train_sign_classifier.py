@@ -90,7 +90,6 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--holdout must be between 0 and 1, got {args.holdout}")
     if not 1.0 <= args.min_plate_px < 1000.0:
         raise ValueError(f"--min-plate-px must be in [1, 1000), got {args.min_plate_px}")
-    out = check_writable_dir(args.out)
     data = load_sign_folder(args.data)
     real_count = len(data.labels)
     fixed = None
@@ -101,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         logger.info("%s: %d rendered crops", rendered_dir, len(rendered.names))
         data, more = merge_with_rendered(data, rendered)
         fixed = more if fixed is None else np.concatenate([fixed, more[len(fixed) :]])
+    out = check_writable_dir(args.out)  # after the data are read: a refusal leaves no folder
     config = SignTrainConfig(epochs=args.epochs, holdout_fraction=args.holdout, seed=args.seed)
     started = time.perf_counter()
     with progress_bar(not args.no_progress, total=args.epochs, unit="epoch", leave=False) as bar:

@@ -14,6 +14,8 @@ from sim.commands.eval_video import zoom_window
 logger = logging.getLogger(__name__)
 
 DEFAULT_WINDOW = "0.36,0.40,0.70,0.58"
+MAX_STACK = 32
+"""Most windows in one image (JPEG images end at 65,500 px a side)."""
 
 
 def add_parser(subparsers) -> None:
@@ -27,7 +29,8 @@ def add_parser(subparsers) -> None:
             "(clipped to the window, kept when at least half inside) as a YOLO dataset: "
             "OUT/images/SPLIT, OUT/labels/SPLIT, OUT/data.yaml. Trained on next to the full "
             "frames (list both in a data.yaml), the detector learns objects at the scale the "
-            "second look shows them."
+            "second look shows them. data.yaml is written last: a dataset without it is "
+            "unfinished."
         ),
     )
     parser.add_argument(
@@ -41,7 +44,10 @@ def add_parser(subparsers) -> None:
         help="the window, as fractions of width and height (default: %(default)s)",
     )
     parser.add_argument(
-        "--stack", type=positive_int, default=3, help="windows per image (default: %(default)s)"
+        "--stack",
+        type=positive_int,
+        default=3,
+        help=f"windows per image, at most {MAX_STACK} (default: %(default)s)",
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="dataset directory")
     parser.set_defaults(handler=run)
@@ -51,9 +57,15 @@ def run(args: argparse.Namespace) -> int:
     from perception.zoom import write_zoom_dataset
 
     sources = [Path(d) for d in args.data]
+    if args.stack > MAX_STACK:
+        raise ValueError(f"--stack must be at most {MAX_STACK}, got {args.stack}")
     for source in sources:
         if not (source / "images").is_dir():
             raise OSError(f"dataset {str(source)!r} has no images/ folder (a YOLO dataset)")
+        if not (source / "labels").is_dir():
+            logger.warning("dataset %s has no labels/ folder: its windows hold no boxes", source)
+        if Path(args.out).resolve().is_relative_to(source.resolve()):
+            raise ValueError(f"--out {args.out!r} lies inside the source dataset {str(source)!r}")
     out = check_writable_dir(args.out)
     counts = {}
     for split in ("train", "val"):
@@ -71,6 +83,10 @@ def run(args: argparse.Namespace) -> int:
                 prefix=f"zoom{index}_",
             )
         counts[split] = written
+    if not counts["train"]:
+        raise OSError(
+            f"no training images were written: {', '.join(args.data)} hold no images/train"
+        )
     names = "".join(f"  {index}: {name}\n" for index, name in enumerate(DETECTION_CLASSES))
     write_text(
         out / "data.yaml",

@@ -4,6 +4,7 @@ errors that name the file and line."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -182,3 +183,16 @@ def test_frames_match_by_stem_or_trailing_number(tmp_path):
     assert sorted(match_frames(labels, ["frame_0", "frame_1", "frame_2"])) == [0, 2]
     with pytest.raises(LabelFormatError, match="000002.txt"):
         match_frames(labels, ["000000", "000001"])
+
+
+def test_labels_named_like_frames_are_never_matched_by_number(tmp_path):
+    """--max-frames reads only some frames: the labels of the others must be left out,
+    not given to a read frame whose name ends in the same number."""
+    for name in ("e000001_0000", "e000001_0001", "e000003_0000"):
+        (tmp_path / f"{name}.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    labels = read_labels(tmp_path)
+    matched = match_frames(labels, ["e000001_0000", "e000001_0001"], strict=False)
+    assert {i: Path(f.source).stem for i, f in matched.items()} == {
+        0: "e000001_0000",
+        1: "e000001_0001",
+    }

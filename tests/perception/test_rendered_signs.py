@@ -115,7 +115,9 @@ def test_merged_classes_keep_the_real_indices(tmp_path):
     assert {4, 5} <= set(split.test) and not {4, 5} & set(split.train)
 
 
-@pytest.mark.parametrize("kind", ["empty", "bad_json", "bad_box", "no_image"])
+@pytest.mark.parametrize(
+    "kind", ["empty", "bad_json", "bad_box", "no_image", "null_limit", "text_visible"]
+)
 def test_malformed_rendered_datasets_are_named(tmp_path, kind):
     if kind != "empty":
         _write_frame(tmp_path, "train", "a", [_box("traffic_sign", (100, 100, 130, 190), "stop")])
@@ -124,6 +126,12 @@ def test_malformed_rendered_datasets_are_named(tmp_path, kind):
         annotation.write_text("{not json")
     elif kind == "bad_box":
         annotation.write_text(json.dumps({"boxes": [{"bbox_xyxy": [1, 2, "x", 4]}]}))
+    elif kind in ("null_limit", "text_visible"):
+        box = _box("traffic_sign", (100, 100, 130, 190), "speed_limit", 110)
+        box["speed_limit_kph" if kind == "null_limit" else "visible_fraction"] = (
+            None if kind == "null_limit" else "high"
+        )
+        annotation.write_text(json.dumps({"boxes": [box]}))
     elif kind == "no_image":
         (tmp_path / "images" / "train" / "a.jpg").write_bytes(b"not a jpeg")
     error = OSError if kind in ("empty", "no_image") else ValueError
@@ -152,3 +160,21 @@ def test_shipped_classifier_reads_rendered_signs_of_new_episodes(tmp_path):
     assert (truth > 0).sum() >= 5  # some signs, not only scenery
     accuracy = float(np.mean(predict(classifier.model, crops.images) == truth))
     assert accuracy >= 0.95
+
+
+def test_plates_beyond_the_frame_and_large_minimum_sizes_do_not_crash(tmp_path):
+    _write_frame(
+        tmp_path,
+        "train",
+        "a",
+        [
+            _box("traffic_sign", (600, 100, 700, 400), "stop"),  # partly outside the frame
+            _box("traffic_sign", (700, 100, 730, 190), "stop"),  # wholly outside
+            _box("traffic_sign", (100, 100, 130, 190), "speed_limit", 10**30),  # absurd limit
+            _box("traffic_sign", (200, 100, 230, 190), "yield"),
+        ],
+    )
+    crops = load_rendered_signs(tmp_path, RenderedSignConfig(min_plate_px=16.0))
+    assert sorted(n for n in crops.names if n) == ["stop", "yield"]
+    with pytest.raises(OSError, match="no sign plate is large"):
+        load_rendered_signs(tmp_path, RenderedSignConfig(min_plate_px=200.0))

@@ -266,14 +266,20 @@ def test_hyp_settings_are_read_and_checked():
         ("optimizer", "SGD"),
         ("scale", 0.25),
     )
+    assert parse_hyp(["lr0=1e-3"]) == (("lr0", 0.001),)
     for item, says in [
         ("scale", "KEY=VALUE"),
         ("=3", "KEY=VALUE"),
         ("no_such_setting=1", "no training setting"),
         ("epochs=3", "set by train-detector"),
         ("device=0", "set by train-detector"),
-        ("lr0=.inf", "finite"),
-        ("lr0=[1, 2]", "finite"),
+        ("lr0=inf", "finite"),
+        ("lr0=nan", "finite"),
+        ("lr0=abc", "invalid type"),
+        ("lr0=[1, 2]", "invalid type"),
+        ("lr0=-1", "between 0.0 and 1.0"),
+        ("lr0=true", "takes a float"),
+        ("cos_lr=3", "takes a bool"),
     ]:
         with pytest.raises(ValueError, match=says) as caught:
             parse_hyp([item])
@@ -290,3 +296,35 @@ def test_train_detector_refuses_an_unknown_hyp_before_training(tmp_path, capsys)
     assert code == 2
     assert "scael" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"names": ["car"] * 2_000_000}, "names"),
+        ({"names": [1, 2, 3, 4]}, "names"),
+        ({"imgsz": 20000}, "imgsz"),
+        ({"imgsz": 0}, "imgsz"),
+        ({"model_yaml": "/etc/passwd"}, "model_yaml"),
+        ({"model_yaml": "../x.yaml"}, "model_yaml"),
+        ({"state_dict": {}}, "state_dict"),
+        ("nan", "NaN"),
+        ("missing", "do not fit"),
+        ({"model_yaml": "yolo11n-cls.yaml"}, "not a detector"),
+        ({"names": ["car", "truck"]}, "do not fit"),
+    ],
+)
+def test_crafted_weights_are_refused_by_name(tmp_path, random_weights, change, says):
+    payload = torch.load(random_weights, weights_only=True)
+    if change == "nan":
+        key = next(iter(payload["state_dict"]))
+        payload["state_dict"][key] = torch.full_like(payload["state_dict"][key], float("nan"))
+    elif change == "missing":
+        payload["state_dict"].pop(next(iter(payload["state_dict"])))
+    else:
+        payload.update(change)
+    path = tmp_path / "crafted.pt"
+    torch.save(payload, path)
+    with pytest.raises(ValueError, match=says) as caught:
+        YoloDetector(path)
+    assert "crafted.pt" in str(caught.value)

@@ -122,3 +122,43 @@ def test_zoom_dataset_command_writes_a_dataset_ultralytics_reads(tmp_path, capsy
     assert (out / "labels" / "val" / "zoom0_a.txt").read_text().startswith("0 ")
     assert main(["zoom-dataset", str(tmp_path / "none"), "--out", str(out)]) == 2
     assert "none" in capsys.readouterr().err
+
+
+def test_windows_at_the_frame_edge_are_never_empty():
+    for box in [(0.999, 0.999, 1.0, 1.0), (0.0, 0.9995, 1.0, 1.0), (0.999, 0.0, 1.0, 1.0)]:
+        left, top, right, bottom = ZoomWindow(box).pixels(640, 360)
+        assert 0 <= left < right <= 640 and 0 <= top < bottom <= 360
+        assert right - left >= 2 and bottom - top >= 2
+    image = np.zeros((360, 640, 3), np.uint8)
+    ZoomedDetector(_SizeLimitedDetector(), ZoomWindow((0.999, 0.999, 1.0, 1.0))).detect(image)
+
+
+def test_zoom_dataset_pads_narrow_windows_and_refuses_bad_rows(tmp_path):
+    from perception.labels import LabelFormatError
+
+    images, labels = tmp_path / "images" / "train", tmp_path / "labels" / "train"
+    images.mkdir(parents=True)
+    labels.mkdir(parents=True)
+    for name, (w, h) in {"a": (320, 180), "b": (1280, 720)}.items():
+        cv2.imwrite(str(images / f"{name}.jpg"), np.full((h, w, 3), 80, np.uint8))
+        (labels / f"{name}.txt").write_text("0 0.5 0.5 0.015625 0.05\n")
+    out = tmp_path / "z" / "images" / "train"
+    assert write_zoom_dataset(images, labels, out, ZoomWindow(), stack=2) == 1
+    rows = (tmp_path / "z" / "labels" / "train" / "zoom_a.txt").read_text().splitlines()
+    assert len(rows) == 2 and all(0 < float(v) <= 1 for r in rows for v in r.split()[1:])
+
+    (labels / "a.txt").write_text("0 nan 0.5 0.1 0.1\n")
+    with pytest.raises(LabelFormatError, match="a.txt"):
+        write_zoom_dataset(images, labels, tmp_path / "z2" / "images" / "train", ZoomWindow())
+
+
+def test_zoom_dataset_refuses_empty_sources_and_an_out_inside_them(tmp_path, capsys):
+    source = tmp_path / "src"
+    (source / "images" / "train").mkdir(parents=True)
+    assert main(["zoom-dataset", str(source), "--out", str(tmp_path / "o")]) == 2
+    assert "no training images" in capsys.readouterr().err
+    assert not (tmp_path / "o" / "data.yaml").exists()
+    assert main(["zoom-dataset", str(source), "--out", str(source / "zoom")]) == 2
+    assert "inside the source" in capsys.readouterr().err
+    assert main(["zoom-dataset", str(source), "--stack", "1000", "--out", str(tmp_path / "o")]) == 2
+    assert "--stack" in capsys.readouterr().err
