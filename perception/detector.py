@@ -93,6 +93,7 @@ def load_detector(
     trust: bool = False,
     threads: int = 0,
     zoom=None,
+    zoom_parallel: bool = False,
 ) -> Detector:
     """A detector for a weights file: ``.onnx`` (a COCO YOLOX or FastestDet export) or an
     ultralytics ``.pt``.
@@ -100,6 +101,7 @@ def load_detector(
     :param trust: allow pickled ultralytics checkpoints, which run code when loaded.
     :param zoom: a :class:`perception.zoom.ZoomWindow` the detector also looks at, scaled
         up (for distant objects), or None.
+    :param zoom_parallel: take the frame's and the window's look at once, on two threads.
     :param threads: onnxruntime intra-op threads (0: its default). PyTorch models use the
         process-wide ``torch.set_num_threads``, which only the caller (the CLI) sets.
 
@@ -115,20 +117,20 @@ def load_detector(
     if suffix == ".onnx":
         from perception.onnx_detector import OnnxCocoDetector
 
-        return _zoomed(OnnxCocoDetector(path, conf=conf, threads=threads), zoom)
+        return _zoomed(OnnxCocoDetector(path, conf=conf, threads=threads), zoom, zoom_parallel)
     if suffix == ".pt":
         from perception.yolo_detector import YoloDetector
 
-        return _zoomed(YoloDetector(path, conf=conf, trust=trust), zoom)
+        return _zoomed(YoloDetector(path, conf=conf, trust=trust), zoom, zoom_parallel)
     raise ValueError(
         f"weights {str(path)!r}: unsupported kind {suffix or '(no extension)'!r}; "
         "expected an ONNX COCO detector (.onnx) or an ultralytics YOLO checkpoint (.pt)"
     )
 
 
-def _zoomed(detector: Detector, zoom) -> Detector:
+def _zoomed(detector: Detector, zoom, parallel: bool) -> Detector:
     if zoom is None:
         return detector
     from perception.zoom import ZoomedDetector
 
-    return ZoomedDetector(detector, zoom)
+    return ZoomedDetector(detector, zoom, parallel=parallel)

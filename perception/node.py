@@ -84,6 +84,7 @@ class PerceptionConfig:
     :param zoom: the window of the frame the detector of :func:`make_perception_node` also
         looks at, scaled up, for distant objects (the band around the horizon ahead of the
         simulator's front camera); None for one look.
+    :param zoom_parallel: take the two looks at once, on two threads.
     """
 
     max_range_m: float = 150.0
@@ -92,6 +93,7 @@ class PerceptionConfig:
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     lanes: LaneConfig = field(default_factory=LaneConfig)
     zoom: ZoomWindow | None = field(default_factory=ZoomWindow)
+    zoom_parallel: bool = True
 
 
 class PerceptionNode:
@@ -355,5 +357,10 @@ def make_perception_node(
     from perception.signs import SignClassifier
     from perception.yolo_detector import SHIPPED_DETECTOR
 
-    detector = load_detector(weights or SHIPPED_DETECTOR, conf=conf, zoom=config.zoom)
+    detector = load_detector(
+        weights or SHIPPED_DETECTOR,
+        conf=conf,
+        zoom=config.zoom,
+        zoom_parallel=config.zoom_parallel,
+    )
     return PerceptionNode(detector, config, sign_classifier=SignClassifier())

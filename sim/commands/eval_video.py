@@ -119,7 +119,8 @@ def add_parser(subparsers) -> None:
         default=1,
         help=(
             "CPU threads the detector uses (default: %(default)s; on a shared or busy CPU one "
-            "thread is often faster than several)"
+            "thread is often faster than several). With --zoom and 2 or more, the frame's and "
+            "the window's looks run at once, on half the threads each"
         ),
     )
     parser.add_argument(
@@ -176,8 +177,14 @@ def resolve_detector(weights: str | None, conf: float, trust: bool, threads: int
         if not SHIPPED_DETECTOR.is_file():
             raise OSError(f"no shipped detector at {SHIPPED_DETECTOR}; pass --weights")
         weights = str(SHIPPED_DETECTOR)
-    torch.set_num_threads(threads)
-    return load_detector(weights, conf=conf, trust=trust, threads=threads, zoom=zoom)
+    # With a zoom window and two threads or more, each look gets half the threads and both
+    # run at once: on two cores that beats two threads taking the looks in turn.
+    parallel = zoom is not None and threads >= 2
+    per_look = threads // 2 if parallel else threads
+    torch.set_num_threads(per_look)
+    return load_detector(
+        weights, conf=conf, trust=trust, threads=per_look, zoom=zoom, zoom_parallel=parallel
+    )
 
 
 def format_summary(summary: dict) -> str:

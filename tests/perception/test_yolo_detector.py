@@ -328,3 +328,16 @@ def test_crafted_weights_are_refused_by_name(tmp_path, random_weights, change, s
     with pytest.raises(ValueError, match=says) as caught:
         YoloDetector(path)
     assert "crafted.pt" in str(caught.value)
+
+
+def test_zoomed_yolo_detector_gives_the_same_boxes_in_parallel(random_weights):
+    from perception.zoom import ZoomedDetector
+
+    detector = YoloDetector(random_weights, conf=0.0)
+    image = np.random.default_rng(1).integers(0, 255, (360, 640, 3), dtype=np.uint8)
+    sequential = ZoomedDetector(detector).detect(image)
+    parallel = ZoomedDetector(detector, parallel=True)
+    for _ in range(3):  # both looks at once, with input sizes that differ
+        found = parallel.detect(image)
+        np.testing.assert_allclose(found.boxes_xyxy, sequential.boxes_xyxy, atol=1e-3)
+    assert len(sequential) > 0

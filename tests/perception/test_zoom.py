@@ -162,3 +162,12 @@ def test_zoom_dataset_refuses_empty_sources_and_an_out_inside_them(tmp_path, cap
     assert "inside the source" in capsys.readouterr().err
     assert main(["zoom-dataset", str(source), "--stack", "1000", "--out", str(tmp_path / "o")]) == 2
     assert "--stack" in capsys.readouterr().err
+
+
+def test_parallel_looks_find_what_sequential_ones_do():
+    image = np.zeros((360, 640, 3), np.uint8)
+    image[170:176, 400:406] = 255
+    image[150:180, 100:130] = 255
+    sequential = ZoomedDetector(_SizeLimitedDetector()).detect(image)
+    parallel = ZoomedDetector(_SizeLimitedDetector(), parallel=True).detect(image)
+    np.testing.assert_array_equal(parallel.boxes_xyxy, sequential.boxes_xyxy)
