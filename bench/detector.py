@@ -15,6 +15,7 @@ e.g. ``drivestack make-dataset --env highway-fast-v0 --frames 300 --frames-per-e
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import tempfile
@@ -48,6 +49,9 @@ def main() -> None:
     parser.add_argument(
         "--zoom", default="0.36,0.40,0.70,0.58", help="zoom window X0,Y0,X1,Y1, or none"
     )
+    parser.add_argument(
+        "--zoom-frame-px", type=int, default=512, help="whole-frame look size with --zoom"
+    )
     args = parser.parse_args()
     if args.frames < 1:
         parser.error(f"--frames must be at least 1, got {args.frames}")
@@ -72,7 +76,8 @@ def main() -> None:
     if args.zoom != "none":
         from perception.zoom import ZoomedDetector, parse_zoom
 
-        window = parse_zoom(args.zoom)
+        # As the perception node looks: the frame at 512 px, the window at the model's size.
+        window = dataclasses.replace(parse_zoom(args.zoom), frame_imgsz=args.zoom_frame_px)
         for label, w in zip(labels, weights, strict=True):
             if w.suffix == ".pt":
                 detectors[f"{label}+zoom"] = ZoomedDetector(detectors[label], window)

@@ -83,7 +83,8 @@ class PerceptionConfig:
         the camera image of the same step (so the node sees the ego speed of its frame).
     :param zoom: the window of the frame the detector of :func:`make_perception_node` also
         looks at, scaled up, for distant objects (the band around the horizon ahead of the
-        simulator's front camera); None for one look.
+        simulator's front camera; the whole frame is looked at 512 px, the window at the
+        detector's 640); None for one look.
     :param zoom_parallel: take the two looks at once, on two threads.
     """
 
@@ -92,7 +93,7 @@ class PerceptionConfig:
     trigger: str = "/camera/image"
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     lanes: LaneConfig = field(default_factory=LaneConfig)
-    zoom: ZoomWindow | None = field(default_factory=ZoomWindow)
+    zoom: ZoomWindow | None = field(default_factory=lambda: ZoomWindow(frame_imgsz=512))
     zoom_parallel: bool = True
 
 

@@ -259,6 +259,8 @@ class YoloDetector:
             self.model, names, self.imgsz = _load_trusted_ultralytics(self.path, imgsz)
         self.model.float().eval()
         self.model.fuse(verbose=False)  # fold batch norms into convolutions for inference
+        # NHWC suits oneDNN's CPU convolutions: about 10 % faster here at 640x384.
+        self.model = self.model.to(memory_format=torch.channels_last)
         self.class_map = _class_map(names, self.path)
         self.name = f"yolo:{self.path.name}"
 

@@ -39,10 +39,14 @@ class ZoomWindow:
         height.
     :param edge_px: window boxes closer than this to a window edge are dropped: the object
         goes on outside, and the full-frame look sees it whole.
+    :param frame_imgsz: input size of the whole-frame look for detectors that take one
+        (YOLO), None for the detector's own. With the distant objects left to the window, the
+        frame can be looked at smaller: the perception node uses 512 (640 for the window).
     """
 
     box_frac: tuple[float, float, float, float] = (0.36, 0.40, 0.70, 0.58)
     edge_px: float = 2.0
+    frame_imgsz: int | None = None
 
     def __post_init__(self) -> None:
         x0, y0, x1, y1 = self.box_frac
@@ -52,6 +56,8 @@ class ZoomWindow:
             raise ValueError(
                 f"zoom window {self.box_frac} must satisfy 0 <= x0 < x1 <= 1, 0 <= y0 < y1 <= 1"
             )
+        if self.frame_imgsz is not None and not 32 <= self.frame_imgsz <= 4096:
+            raise ValueError(f"frame look size must be in [32, 4096] px, got {self.frame_imgsz}")
 
     def pixels(self, width: int, height: int) -> tuple[int, int, int, int]:
         """The window in pixels of a ``width`` x ``height`` frame: at least 2 px a side
@@ -77,6 +83,9 @@ class ZoomedDetector:
 
     def __init__(self, detector, window: ZoomWindow = ZoomWindow(), parallel: bool = False):
         self.detector = detector
+        if window.frame_imgsz is not None and hasattr(detector, "imgsz"):
+            self.detector = copy.copy(detector)  # the same model, looking at another size
+            self.detector.imgsz = window.frame_imgsz
         self.window = window
         self.name = f"{getattr(detector, 'name', type(detector).__name__)}+zoom"
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="zoom") if parallel else None
@@ -93,7 +102,7 @@ class ZoomedDetector:
         left, top, right, bottom = window
         crop = np.ascontiguousarray(image_rgb[top:bottom, left:right])
         if self._pool is None:
-            full, found = self.detector.detect(image_rgb), self.detector.detect(crop)
+            full, found = self.detector.detect(image_rgb), self._window_detector.detect(crop)
         else:
             pending = self._pool.submit(self._window_detector.detect, crop)
             full = self.detector.detect(image_rgb)
