@@ -33,6 +33,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from perception.classes import CLASS_IDS
 from perception.detector import Detections
 
 
@@ -61,7 +62,7 @@ class TrackerConfig:
     velocity_smoothing: float = 0.5
     gate_m: float = 2.0
     gate_per_m: float = 0.1
-    static_class_ids: tuple[int, ...] = (2, 3)
+    static_class_ids: tuple[int, ...] = (CLASS_IDS["pedestrian"], CLASS_IDS["traffic_sign"])
 
 
 @dataclass(frozen=True)
