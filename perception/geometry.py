@@ -122,3 +122,12 @@ def plate_box(box_xyxy: np.ndarray) -> np.ndarray:
     if height <= POLE_ASPECT * width:
         return np.array([x0, y0, x1, y1])
     return np.array([x0, y0, x1, y0 + max(width, PLATE_SHARE * height)])
+
+
+def crop_box(pixels: np.ndarray, box_xyxy: np.ndarray) -> np.ndarray:
+    """The pixels of a box [px], clipped to the image (at least 1 px a side)."""
+    height, width = pixels.shape[:2]
+    x1, y1 = int(max(np.floor(box_xyxy[0]), 0)), int(max(np.floor(box_xyxy[1]), 0))
+    x2, y2 = int(min(np.ceil(box_xyxy[2]), width)), int(min(np.ceil(box_xyxy[3]), height))
+    x1, y1 = min(x1, max(width - 1, 0)), min(y1, max(height - 1, 0))
+    return pixels[y1 : max(y2, y1 + 1), x1 : max(x2, x1 + 1)]

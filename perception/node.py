@@ -41,6 +41,7 @@ from perception.geometry import (
     box_footprint_centre,
     box_ground_contact,
     camera_matrices,
+    crop_box,
     plate_box,
 )
 from perception.lanes import LaneConfig, estimate_lane
@@ -173,7 +174,7 @@ class PerceptionNode:
             "/perception/detections": self._detections_message(
                 image, detections, positions, track_ids, latency_ms, signs
             ),
-            "/perception/objects": self._objects(tracks, header, inputs.get("/sim/ego"), info),
+            "/perception/objects": self._objects(tracks, header, ego, info),
             "/perception/signs": signs,
             "/perception/lanes": self._lanes(pixels, info, header),
         }
@@ -317,7 +318,7 @@ class PerceptionNode:
             and np.min(detections.boxes_xyxy[i, 2:] - detections.boxes_xyxy[i, :2])
             >= self.config.sign_min_px
         ]
-        crops = [_crop(pixels, plate_box(detections.boxes_xyxy[i])) for i in sign_rows]
+        crops = [crop_box(pixels, plate_box(detections.boxes_xyxy[i])) for i in sign_rows]
         observations = []
         for row, prediction in zip(sign_rows, self.sign_classifier.classify(crops), strict=True):
             if prediction.class_index == 0:  # "not a sign"
@@ -341,13 +342,6 @@ def _heading(velocity_mps: Vector2) -> float:
     if np.hypot(velocity_mps.x, velocity_mps.y) < MIN_HEADING_SPEED_MPS:
         return 0.0
     return float(np.arctan2(velocity_mps.y, velocity_mps.x))
-
-
-def _crop(pixels: np.ndarray, box_xyxy: np.ndarray) -> np.ndarray:
-    height, width = pixels.shape[:2]
-    x1, y1 = int(max(np.floor(box_xyxy[0]), 0)), int(max(np.floor(box_xyxy[1]), 0))
-    x2, y2 = int(min(np.ceil(box_xyxy[2]), width)), int(min(np.ceil(box_xyxy[3]), height))
-    return pixels[y1 : max(y2, y1 + 1), x1 : max(x2, x1 + 1)]
 
 
 def make_perception_node(

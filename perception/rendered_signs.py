@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from perception.geometry import plate_box
+from perception.geometry import crop_box, plate_box
 from perception.signs import CROP_PX, SignDataset
 
 logger = logging.getLogger(__name__)
@@ -209,8 +209,4 @@ def _scenery_patches(shape, boxes, config: RenderedSignConfig, rng) -> list[np.n
 
 
 def _crop(rgb: np.ndarray, box: np.ndarray) -> np.ndarray:
-    height, width = rgb.shape[:2]
-    x0, y0 = int(max(np.floor(box[0]), 0)), int(max(np.floor(box[1]), 0))
-    x1, y1 = int(min(np.ceil(box[2]), width)), int(min(np.ceil(box[3]), height))
-    crop = rgb[y0 : max(y1, y0 + 1), x0 : max(x1, x0 + 1)]
-    return cv2.resize(crop, (CROP_PX, CROP_PX), interpolation=cv2.INTER_AREA)
+    return cv2.resize(crop_box(rgb, box), (CROP_PX, CROP_PX), interpolation=cv2.INTER_AREA)

@@ -104,3 +104,14 @@ def add_env_argument(parser: argparse.ArgumentParser) -> None:
         metavar="ID",
         help=f"environment id: {', '.join(SUPPORTED_ENVS)} (default: %(default)s)",
     )
+
+
+def zoom_window(text: str):
+    """argparse type of ``--zoom``: ``X0,Y0,X1,Y1`` fractions -> a
+    :class:`perception.zoom.ZoomWindow`."""
+    from perception.zoom import parse_zoom
+
+    try:
+        return parse_zoom(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None

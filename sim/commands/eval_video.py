@@ -7,7 +7,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from sim.commands.args import output_dir, positive_int, thread_count
+from sim.commands.args import output_dir, positive_int, thread_count, zoom_window
 
 logger = logging.getLogger(__name__)
 
@@ -227,13 +227,3 @@ def format_summary(summary: dict) -> str:
 
 def _fmt(value: float | None, width: int = 6) -> str:
     return f"{'-':>{width}}" if value is None else f"{value:>{width}.3f}"
-
-
-def zoom_window(text: str):
-    """argparse type of ``--zoom``."""
-    from perception.zoom import parse_zoom
-
-    try:
-        return parse_zoom(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None

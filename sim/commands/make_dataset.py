@@ -42,10 +42,10 @@ import cv2
 from bus.atomic import atomic_path, check_writable_dir, write_json, write_text
 from bus.messages.camera import DETECTION_CLASSES, FrameLabels, Image
 from sim.camera import CameraConfig, image_array
-from sim.camera.coco import write_coco_splits
 from sim.camera.labels import labels_to_json, yolo_box_rows, yolo_segment_rows
 from sim.camera.model import CameraModel
 from sim.commands.args import add_env_argument, nonnegative_int, positive_float, positive_int
+from sim.commands.coco_export import write_coco_splits
 from sim.envs import check_env_id
 from sim.loop import ClosedLoop
 from sim.simulator import SimConfig

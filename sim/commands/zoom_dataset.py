@@ -8,8 +8,7 @@ from pathlib import Path
 
 from bus.atomic import check_writable_dir, write_text
 from bus.messages.camera import DETECTION_CLASSES
-from sim.commands.args import positive_int
-from sim.commands.eval_video import zoom_window
+from sim.commands.args import positive_int, zoom_window
 
 logger = logging.getLogger(__name__)
 

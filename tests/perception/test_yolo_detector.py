@@ -20,6 +20,13 @@ from perception.yolo_detector import (
 from sim.cli import main
 
 MODEL_YAML = "yolov8n.yaml"
+COCO_ROWS_COPIED = [
+    "car -> car",
+    "truck -> truck",
+    "person -> pedestrian",
+    "stop sign -> traffic_sign",
+]
+"""The COCO rows that start our classes: the nearest class mapping onto each."""
 
 
 @pytest.fixture(scope="module")
@@ -95,12 +102,7 @@ def test_coco_head_rows_start_our_classes():
     ours = build_model("yolov8s.yaml", 4)
     copied = transfer_class_rows(coco.model[-1], ours.model[-1], list(COCO80_NAMES))
 
-    assert copied == [
-        "car -> car",
-        "truck -> truck",
-        "person -> pedestrian",
-        "stop sign -> traffic_sign",
-    ]
+    assert copied == COCO_ROWS_COPIED
     source = coco.model[-1].cv3[0][-1]
     target = ours.model[-1].cv3[0][-1]
     assert torch.equal(target.weight[0], source.weight[COCO80_NAMES.index("car")])
@@ -124,12 +126,7 @@ def test_nano_heads_take_the_coco_class_layers_and_rows(tmp_path, nano_model):
 
     assert adopt_class_layers(ours.model[-1], coco.model[-1])
     copied = transfer_class_rows(coco.model[-1], ours.model[-1], list(COCO80_NAMES))
-    assert copied == [
-        "car -> car",
-        "truck -> truck",
-        "person -> pedestrian",
-        "stop sign -> traffic_sign",
-    ]
+    assert copied == COCO_ROWS_COPIED
     for source, target in zip(coco.model[-1].cv3, ours.model[-1].cv3, strict=True):
         assert target[-1].weight.shape == (4, 80, 1, 1)
         hidden, source_hidden = target[:-1].state_dict(), source[:-1].state_dict()
